@@ -1,0 +1,55 @@
+"""Dataset metadata (`DatasetMeta`) for the label sets vpanoptic reads and writes."""
+
+from __future__ import annotations
+
+from .types import Category, DatasetMeta
+
+__all__ = ["CITYSCAPES", "KITTI_STEP", "get_meta"]
+
+# Cityscapes train ids 0..18 with the official colours (cityscapesScripts labels.py).
+_CITYSCAPES_CLASSES = [
+    (0, "road", False, (128, 64, 128)),
+    (1, "sidewalk", False, (244, 35, 232)),
+    (2, "building", False, (70, 70, 70)),
+    (3, "wall", False, (102, 102, 156)),
+    (4, "fence", False, (190, 153, 153)),
+    (5, "pole", False, (153, 153, 153)),
+    (6, "traffic light", False, (250, 170, 30)),
+    (7, "traffic sign", False, (220, 220, 0)),
+    (8, "vegetation", False, (107, 142, 35)),
+    (9, "terrain", False, (152, 251, 152)),
+    (10, "sky", False, (70, 130, 180)),
+    (11, "person", True, (220, 20, 60)),
+    (12, "rider", True, (255, 0, 0)),
+    (13, "car", True, (0, 0, 142)),
+    (14, "truck", True, (0, 0, 70)),
+    (15, "bus", True, (0, 60, 100)),
+    (16, "train", True, (0, 80, 100)),
+    (17, "motorcycle", True, (0, 0, 230)),
+    (18, "bicycle", True, (119, 11, 32)),
+]
+
+CITYSCAPES = DatasetMeta(
+    name="cityscapes",
+    categories=tuple(Category(i, n, t, c) for i, n, t, c in _CITYSCAPES_CLASSES),
+    label_divisor=1000,
+    void_id=255,
+)
+
+# KITTI-STEP / MOTChallenge-STEP: the 19 Cityscapes train ids, but only person and car
+# are tracked things (STEP paper, Weber et al. 2021); everything else is stuff.
+KITTI_STEP = DatasetMeta(
+    name="kitti-step",
+    categories=tuple(Category(i, n, i in (11, 13), c) for i, n, _, c in _CITYSCAPES_CLASSES),
+    label_divisor=1000,
+    void_id=255,
+)
+
+_METAS = {m.name: m for m in (CITYSCAPES, KITTI_STEP)}
+
+
+def get_meta(name: str) -> DatasetMeta:
+    try:
+        return _METAS[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(_METAS))}") from None

@@ -1,0 +1,40 @@
+"""The model interface every registry entry implements."""
+
+from __future__ import annotations
+
+import abc
+from typing import Sequence
+
+import torch
+
+from ..types import DatasetMeta, Frame, PanopticFrame
+
+
+class PanopticModel(abc.ABC):
+    """A per-frame panoptic segmenter.
+
+    Subclasses set `meta` (the dataset their category ids belong to) and `device`, and
+    implement `predict`. Id maps may stay on `device` (torch int32); the pipeline moves
+    them to the host once, at the sink boundary. Models are used from one thread.
+    """
+
+    meta: DatasetMeta
+    device: torch.device
+
+    @abc.abstractmethod
+    def predict(self, frames: Sequence[Frame]) -> list[PanopticFrame]:
+        """Segment a batch of frames; returns one `PanopticFrame` per input, in order.
+
+        Track ids of the returned frames are -1 (the tracker assigns them), except for
+        models that track themselves.
+        """
+
+    def close(self) -> None:
+        """Release resources (files, GPU memory). Called once when the pipeline ends."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
