@@ -248,33 +248,35 @@ class PanopticFrame:
 
     # ------------------------------------------------------------- selection
     def __getitem__(self, index) -> "PanopticFrame":
-        """NumPy-style selection of segments (boolean mask, index array or slice).
+        """NumPy-style selection of segments (boolean mask, index array or slice), in order.
 
         Pixels of segments that are not kept become void (0) in the returned id map.
         """
-        keep = np.zeros(len(self), dtype=bool)
-        keep[index] = True
-        if keep.all():
+        idx = np.arange(len(self))[index]
+        if idx.ndim != 1 or np.unique(idx).shape[0] != idx.shape[0]:
+            raise IndexError("PanopticFrame selection must pick each segment at most once")
+        if idx.shape[0] == len(self) and (idx == np.arange(len(self))).all():
             return replace(self, timings=dict(self.timings))
+        kept_ids = self.segment_ids[idx]
         lut_size = int(self.segment_ids.max()) + 1 if len(self) else 1
         if isinstance(self.id_map, torch.Tensor):
             lut = torch.zeros(lut_size, dtype=torch.int32, device=self.id_map.device)
-            kept = torch.as_tensor(self.segment_ids[keep], dtype=torch.long, device=self.id_map.device)
+            kept = torch.as_tensor(kept_ids, dtype=torch.long, device=self.id_map.device)
             lut[kept] = kept.to(torch.int32)
             id_map = lut[self.id_map.long()]
         else:
             lut = np.zeros(lut_size, dtype=np.int32)
-            lut[self.segment_ids[keep]] = self.segment_ids[keep]
+            lut[kept_ids] = kept_ids
             id_map = lut[self.id_map]
         return PanopticFrame(
             frame=self.frame,
             id_map=id_map,
-            segment_ids=self.segment_ids[keep],
-            category_ids=self.category_ids[keep],
+            segment_ids=self.segment_ids[idx],
+            category_ids=self.category_ids[idx],
             meta=self.meta,
-            is_thing=self.is_thing[keep],
-            scores=self.scores[keep],
-            track_ids=self.track_ids[keep],
+            is_thing=self.is_thing[idx],
+            scores=self.scores[idx],
+            track_ids=self.track_ids[idx],
             timings=dict(self.timings),
         )
 
