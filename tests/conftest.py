@@ -1,0 +1,61 @@
+"""Shared test fixtures: synthetic media made by the tests themselves (no downloads)."""
+
+from __future__ import annotations
+
+import fractions
+from pathlib import Path
+from typing import Callable, Sequence
+
+import av
+import numpy as np
+import pytest
+
+
+def encode_video(
+    path: Path,
+    frames: Sequence[np.ndarray],
+    *,
+    fps: float = 10.0,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    pts: Sequence[int] | None = None,
+    time_base: fractions.Fraction | None = None,
+    rotation: float | None = None,
+    hflip: bool = False,
+    vflip: bool = False,
+    codec_options: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
+) -> Path:
+    """Encode ``(H, W, 3) uint8`` RGB frames to `path` with PyAV (container from the suffix).
+
+    `pts` (in `time_base` units) gives explicit, possibly irregular timestamps; `rotation`
+    (counter-clockwise degrees), `hflip` and `vflip` store a display matrix.
+    """
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w", options=container_options or {}) as container:
+        stream = container.add_stream(codec, rate=fractions.Fraction(fps).limit_denominator(1001),
+                                      options=codec_options or {})
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if time_base is not None:
+            stream.time_base = time_base
+            stream.codec_context.time_base = time_base
+        if rotation is not None or hflip or vflip:
+            stream.set_display_rotation(rotation or 0, hflip=hflip, vflip=vflip)
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            if pts is not None:
+                frame.pts = pts[i]
+                frame.time_base = time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.fixture
+def make_video(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: ``make_video(frames, name="clip.mp4", **encode_video_kwargs) -> Path``."""
+
+    def make(frames: Sequence[np.ndarray], name: str = "clip.mp4", **kwargs) -> Path:
+        return encode_video(tmp_path / name, frames, **kwargs)
+
+    return make
