@@ -1,0 +1,98 @@
+"""Procedural synthetic street world: dashcam-like video with exact panoptic labels.
+
+`generate()` yields frames (RGB + KITTI-STEP semantic and instance labels) of a street seen
+from a moving camera; `write_sequence()` stores them as an H.264 video, KITTI-STEP PNGs
+and a ``meta.json``. The world is a pure function of the seed and a `SceneConfig`
+(`SCENARIOS` holds named presets), sampled at any frame rate.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import ConfigError
+from .render import Renderer
+from .world import GENERATOR_VERSION, SCENARIOS, SceneConfig, World, resolve_scenario
+from .writer import SynthSequence, write_sequence
+
+__all__ = ["GENERATOR_VERSION", "SCENARIOS", "SceneConfig", "SynthFrame", "SynthSequence", "generate",
+           "write_sequence"]
+
+MIN_SIZE = 64              # smallest width / height (px)
+
+
+@dataclass(frozen=True)
+class SynthFrame:
+    """One generated frame.
+
+    Attributes:
+        index: 0-based frame number; time: seconds, ``index / fps``.
+        image: ``(H, W, 3) uint8`` RGB.
+        semantic: ``(H, W) int32`` KITTI-STEP (Cityscapes train id) class of every pixel.
+        instance: ``(H, W) int32``, 0 on stuff; on things (person, car) a 1-based id that is
+            unique in the sequence and stable for the object's whole life.
+    """
+
+    index: int
+    time: float
+    image: np.ndarray
+    semantic: np.ndarray
+    instance: np.ndarray
+
+    def __post_init__(self):
+        h, w = self.semantic.shape
+        if self.image.shape != (h, w, 3) or self.image.dtype != np.uint8:
+            raise ValueError(f"SynthFrame.image is {self.image.shape} {self.image.dtype}; "
+                             f"expected ({h}, {w}, 3) uint8")
+        if self.instance.shape != (h, w) or self.semantic.dtype != np.int32 or self.instance.dtype != np.int32:
+            raise ValueError("SynthFrame.semantic and .instance must be (H, W) int32 of the image size")
+
+
+def check_params(seed: int, frames: int, size: tuple[int, int], fps: float) -> tuple[int, int]:
+    """Validate generation parameters; returns (width, height). Raises `ConfigError` (a ValueError)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ConfigError(f"seed is {seed!r}; expected an integer")
+    try:
+        width, height = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ConfigError(f"size is {size!r}; expected (width, height)") from None
+    if (width, height) != tuple(size) or width < MIN_SIZE or height < MIN_SIZE:
+        raise ConfigError(f"size is {tuple(size)}; expected integers (width, height) >= {MIN_SIZE}")
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
+        raise ConfigError(f"frames is {frames!r}; expected an integer >= 1")
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not math.isfinite(fps) or fps <= 0:
+        raise ConfigError(f"fps is {fps!r}; expected a number > 0")
+    return width, height
+
+
+def generate(seed: int, frames: int, size: tuple[int, int] = (640, 360), fps: float | None = None,
+             scenario: str | SceneConfig = "street") -> Iterator[SynthFrame]:
+    """Frames 0..frames-1 of the world of `seed`, sampled at times ``index / fps``.
+
+    Args:
+        seed: any integer; the same seed and parameters give identical frames.
+        frames: number of frames (>= 1).
+        size: (width, height) in pixels, each >= 64.
+        fps: frame rate; None takes the scenario's (`SceneConfig.fps`: 10, 3 for "low_fps").
+        scenario: a name in `SCENARIOS` or a `SceneConfig`.
+    Parameters are validated before the first frame is made (`ConfigError`, a ValueError).
+    """
+    _, config = resolve_scenario(scenario)
+    fps = config.fps if fps is None else fps
+    width, height = check_params(seed, frames, size, fps)
+    return _frames(int(seed), int(frames), width, height, float(fps), config)
+
+
+def _frames(seed: int, frames: int, width: int, height: int, fps: float, config: SceneConfig) -> Iterator[SynthFrame]:
+    world = World(seed, config)
+    renderer = Renderer(seed, world.kerbs, config.lanes_each_way, width, height)
+    for index in range(frames):
+        t = index / fps
+        camera = world.camera(t, width, height)
+        image, semantic, instance = renderer.render(camera, world.statics(t), world.things(t), t)
+        yield SynthFrame(index, t, image, semantic, instance)

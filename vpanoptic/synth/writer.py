@@ -1,0 +1,137 @@
+"""Writing a synthetic sequence to disk: H.264 video, KITTI-STEP ground truth and meta.json.
+
+Layout of a sequence directory::
+
+    video.mp4            H.264 (libx264, yuv420p), pts from the frame times
+    gt/000000.png ...    KITTI-STEP label PNGs (R = semantic id, G * 256 + B = instance id)
+    meta.json            seed, frames, width, height, fps, scenario, dataset, generator version
+
+Everything is written into a temporary sibling directory that is renamed to the target at
+the end, so an interrupted run leaves no half-written sequence behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterable
+
+import av
+
+from ..errors import ConfigError, UserError
+from ..io.formats import write_kitti_step
+from .world import GENERATOR_VERSION, SceneConfig, resolve_scenario
+
+__all__ = ["SynthSequence", "write_sequence"]
+
+VIDEO_NAME, GT_DIR, META_NAME = "video.mp4", "gt", "meta.json"
+CODEC, PIX_FMT, CRF, PRESET = "libx264", "yuv420p", 18, "medium"
+MAX_RATE_DENOMINATOR = 1001        # frame rates are stored as fractions, e.g. 30000/1001
+
+
+@dataclass(frozen=True)
+class SynthSequence:
+    """A sequence written by `write_sequence`: its paths and generation parameters."""
+
+    root: Path
+    video: Path
+    gt_dir: Path
+    meta: Path
+    seed: int
+    frames: int
+    width: int
+    height: int
+    fps: float
+    scenario: str
+
+    def gt_path(self, index: int) -> Path:
+        """KITTI-STEP PNG of frame `index`."""
+        return self.gt_dir / f"{index:06d}.png"
+
+
+def write_sequence(out_dir: str | os.PathLike, *, seed: int = 0, frames: int = 60,
+                   size: tuple[int, int] = (640, 360), fps: float | None = None,
+                   scenario: str | SceneConfig = "street", overwrite: bool = False,
+                   progress: Callable[[int], None] | None = None) -> SynthSequence:
+    """Generate a sequence (see `vpanoptic.synth.generate`) and write it to `out_dir`.
+
+    Args:
+        out_dir: target directory; it must not exist or be empty unless `overwrite`.
+        seed, frames, scenario: as for `generate`.
+        size: (width, height), both even (yuv420p) and >= 64.
+        fps: frame rate; None takes the scenario's.
+        overwrite: replace an existing `out_dir` (only once the new sequence is complete).
+        progress: called with the number of frames done after each frame.
+    Raises:
+        ConfigError (a UserError and ValueError) for bad parameters, UserError if `out_dir`
+        is in the way.
+    """
+    from . import check_params, generate          # the package imports this module
+
+    name, config = resolve_scenario(scenario)
+    fps = config.fps if fps is None else fps
+    width, height = check_params(seed, frames, size, fps)
+    if width % 2 or height % 2:
+        raise ConfigError(f"size is {tuple(size)}; width and height must be even (yuv420p video)")
+    out = Path(out_dir)
+    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} exists and is not empty; choose another directory or overwrite it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.resolve().with_name(f".{out.resolve().name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        (tmp / GT_DIR).mkdir(parents=True)
+        stream = generate(seed, frames, (width, height), fps, config)
+        _write_video_and_gt(tmp, stream, width, height, fps, progress)
+        meta = dict(dataset="kitti-step", seed=int(seed), frames=int(frames), width=width, height=height,
+                    fps=float(fps), scenario=name, generator="vpanoptic.synth",
+                    generator_version=GENERATOR_VERSION, config=asdict(config))
+        (tmp / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+        _replace(tmp, out.resolve())
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return SynthSequence(root=out, video=out / VIDEO_NAME, gt_dir=out / GT_DIR, meta=out / META_NAME,
+                         seed=int(seed), frames=int(frames), width=width, height=height, fps=float(fps),
+                         scenario=name)
+
+
+def _write_video_and_gt(root: Path, frames: Iterable, width: int, height: int, fps: float,
+                        progress: Callable[[int], None] | None) -> None:
+    """Encode the frames' RGB to ``root/video.mp4`` and their labels to ``root/gt/*.png``."""
+    rate = Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR)
+    with av.open(str(root / VIDEO_NAME), mode="w") as container:   # closed on any exit
+        stream = container.add_stream(CODEC, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, PIX_FMT
+        stream.time_base = 1 / rate
+        stream.codec_context.time_base = 1 / rate
+        stream.options = {"crf": str(CRF), "preset": PRESET}
+        for done, frame in enumerate(frames, start=1):
+            picture = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
+            picture.pts = round(frame.time * rate)                # time_base = 1 / rate
+            picture.time_base = stream.codec_context.time_base
+            for packet in stream.encode(picture):
+                container.mux(packet)
+            write_kitti_step(root / GT_DIR / f"{frame.index:06d}.png", frame.semantic, frame.instance)
+            if progress is not None:
+                progress(done)
+        for packet in stream.encode(None):                       # flush the encoder
+            container.mux(packet)
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """Move the finished directory `tmp` to `out`, replacing whatever is there."""
+    if not (out.exists() or out.is_symlink()):
+        os.replace(tmp, out)
+        return
+    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    os.replace(out, old)
+    os.replace(tmp, out)
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink()
