@@ -1,0 +1,128 @@
+"""`run_video`: the main job (config → source, model, tracker, sinks → pipeline → summary).
+
+This is the one place where a `RunConfig` is translated into components; the CLI and the
+Python API both go through it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from .config import RunConfig, config_to_dict
+from .errors import StageError, UserError
+from .io.sources import open_source
+from .models.registry import build_model
+from .pipeline import Pipeline
+from .runtime import configure_threads
+from .sinks import build_sinks
+from .tracking import build_tracker
+from .types import PanopticFrame
+
+__all__ = ["run_video", "write_json_atomic"]
+
+SUMMARY_NAME = "summary.json"
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Write JSON to a temporary name, then rename: readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def run_video(
+    input: str,
+    out_dir: str | Path,
+    cfg: RunConfig | None = None,
+    *,
+    progress: bool = False,
+    on_frame: Callable[[PanopticFrame], None] | None = None,
+) -> dict:
+    """Segment and track `input` (file, image folder, webcam, stream) into `out_dir`.
+
+    Writes the outputs named in `cfg.output.save` and `summary.json` (also after a failure or
+    Ctrl-C, with `"status"` saying so). Returns the summary dict. Raises `UserError` for bad
+    input or config, `StageError` if a stage fails, KeyboardInterrupt when interrupted.
+    """
+    cfg = cfg or RunConfig()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"output path exists and is not a directory: {out_dir}")
+    threads = configure_threads(cfg.model.threads)
+    source = open_source(input, fps=cfg.input.fps)
+    model = build_model(cfg.model.name, device=cfg.model.device, input=input, **cfg.model.options)
+    try:
+        tracker = None
+        if cfg.tracker.name != "none":
+            tracker = build_tracker(
+                cfg.tracker.name,
+                iou_threshold=cfg.tracker.iou_threshold,
+                max_lost_seconds=cfg.tracker.max_lost_seconds,
+                device=model.device,
+            )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        sinks = build_sinks(cfg.output.save, out_dir, fps=source.fps or 30.0, crf=cfg.output.video_crf)
+
+        bar = None
+
+        def frame_done(pf: PanopticFrame) -> None:
+            nonlocal bar
+            if progress:
+                if bar is None:
+                    from tqdm import tqdm
+
+                    total = source.num_frames
+                    if cfg.input.max_frames is not None and total is not None:
+                        total = min(total, cfg.input.max_frames)
+                    bar = tqdm(total=total, unit="frame", desc=Path(str(input)).name or str(input), dynamic_ncols=True)
+                bar.update(1)
+            if on_frame is not None:
+                on_frame(pf)
+
+        pipeline = Pipeline(
+            source,
+            model,
+            tracker,
+            sinks,
+            policy=cfg.input.policy,
+            queue_size=cfg.input.queue_size,
+            batch_size=cfg.model.batch_size,
+            realtime=cfg.input.realtime,
+            max_frames=cfg.input.max_frames,
+            on_frame=frame_done,
+        )
+        status = "ok"
+        started = time.time()
+        try:
+            pipeline.run()
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        except StageError as err:
+            status = f"failed: {err}"
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            summary = {
+                "status": status,
+                "input": str(input),
+                "source": getattr(source, "kind", None),
+                "model": cfg.model.name,
+                "device": str(model.device),
+                "torch_threads": threads,
+                "policy": str(getattr(pipeline, "policy", cfg.input.policy)),
+                "started_unix": round(started, 3),
+                **pipeline.stats.summary(),
+                "outputs": sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(".")),
+                "config": config_to_dict(cfg),
+            }
+            write_json_atomic(out_dir / SUMMARY_NAME, summary)
+        return summary
+    finally:
+        model.close()
