@@ -108,7 +108,15 @@ def _cmd_synth(args) -> int:
     from .synth import write_sequence
 
     width, height = args.size
-    with tqdm(total=args.frames, unit="frame", desc="synth", dynamic_ncols=True) as bar:
+    bar = None
+
+    def progress(done: int) -> None:  # the bar starts with the first frame, after validation
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=args.frames, unit="frame", desc="synth", dynamic_ncols=True)
+        bar.update(done - bar.n)
+
+    try:
         write_sequence(
             args.output,
             seed=args.seed,
@@ -117,8 +125,11 @@ def _cmd_synth(args) -> int:
             fps=args.fps,
             scenario=args.scenario,
             overwrite=args.overwrite,
-            progress=lambda done: bar.update(done - bar.n),
+            progress=progress,
         )
+    finally:
+        if bar is not None:
+            bar.close()
     print(f"wrote {args.frames} frames ({width}x{height}, scenario {args.scenario}) to {args.output}")
     return 0
 

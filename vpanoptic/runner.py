@@ -55,7 +55,12 @@ def run_video(
         raise UserError(f"output path exists and is not a directory: {out_dir}")
     threads = configure_threads(cfg.model.threads)
     source = open_source(input, fps=cfg.input.fps)
-    model = build_model(cfg.model.name, device=cfg.model.device, input=input, **cfg.model.options)
+    source.open()  # input errors first, before a model is loaded
+    try:
+        model = build_model(cfg.model.name, device=cfg.model.device, input=input, **cfg.model.options)
+    except BaseException:
+        source.close()
+        raise
     try:
         tracker = None
         if cfg.tracker.name != "none":

@@ -68,13 +68,32 @@ def test_missed_frame_keeps_id_and_long_absence_gets_new_id():
 
 
 def test_class_gate_and_iou_gate():
-    tracker = HungarianTracker(iou_threshold=0.5)
+    tracker = HungarianTracker(iou_threshold=0.5, max_center_distance=0)
     a = ids_by_truth(tracker.update(frame_with([(CAR, 1, (2, 8, 2, 10))], t=0.0)))[1]
     # same place, other class: a new track
     b = ids_by_truth(tracker.update(frame_with([(PERSON, 1, (2, 8, 2, 10))], t=0.1)))[1]
     assert b != a
     # same class but moved so far that IoU < 0.5: a new track
     c = ids_by_truth(tracker.update(frame_with([(PERSON, 1, (2, 8, 6, 14))], t=0.2)))[1]
+    assert c not in (a, b)
+
+
+def test_thin_fast_object_is_kept_by_the_centre_distance_pass():
+    # a 2-px wide person moving 3 px per frame: no overlap between consecutive masks
+    frames = [frame_with([(PERSON, 1, (4, 16, 5 + 3 * k, 7 + 3 * k))], t=k * 0.1, index=k) for k in range(6)]
+    with_pass = HungarianTracker()
+    assert {ids_by_truth(with_pass.update(f))[1] for f in frames} == {1}
+    frames = [frame_with([(PERSON, 1, (4, 16, 5 + 3 * k, 7 + 3 * k))], t=k * 0.1, index=k) for k in range(6)]
+    iou_only = HungarianTracker(max_center_distance=0)
+    assert len({ids_by_truth(iou_only.update(f))[1] for f in frames}) == 6
+
+
+def test_far_jump_or_size_change_is_not_matched_by_distance():
+    tracker = HungarianTracker()
+    a = ids_by_truth(tracker.update(frame_with([(CAR, 1, (2, 6, 2, 6))], t=0.0)))[1]
+    b = ids_by_truth(tracker.update(frame_with([(CAR, 1, (2, 6, 30, 34))], t=0.1)))[1]  # 28 px away, size 4
+    assert b != a
+    c = ids_by_truth(tracker.update(frame_with([(CAR, 1, (0, 20, 26, 40))], t=0.2)))[1]  # 17x bigger
     assert c not in (a, b)
 
 

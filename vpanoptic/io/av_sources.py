@@ -59,6 +59,9 @@ def _reason(error: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- decode loop
+# FFmpeg demuxers that render text as pictures (ANSI art): a text file is a user mistake here.
+TEXT_DEMUXERS = frozenset({"tty"})
+
 class _PyAVSource(Source):
     """Shared PyAV decode loop. Subclasses open the container and may treat read errors.
 
@@ -113,6 +116,8 @@ class _PyAVSource(Source):
             return
         container = self._open_container()
         try:
+            if container.format.name in TEXT_DEMUXERS:
+                raise SourceError(f"cannot open {self._describe()} as video: it is a text file")
             if not container.streams.video:
                 kinds = sorted({s.type for s in container.streams}) or ["no streams"]
                 raise SourceError(f"{self._describe()} has no video stream (it holds: {', '.join(kinds)})")

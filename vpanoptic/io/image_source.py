@@ -81,6 +81,8 @@ class ImageDirSource(Source):
         self._paths: list[str] | None = None
 
     def open(self) -> None:
+        if self._paths is not None:
+            return
         try:
             paths = list_images(self.directory)
         except OSError as e:

@@ -58,7 +58,11 @@ class Source(abc.ABC):
 
     @abc.abstractmethod
     def open(self) -> None:
-        """Open the input; raises `vpanoptic.errors.SourceError` with one actionable line."""
+        """Open the input; raises `vpanoptic.errors.SourceError` with one actionable line.
+
+        Idempotent: opening an open source does nothing (callers may open early to fail
+        fast, and the pipeline opens whatever it is given).
+        """
 
     @abc.abstractmethod
     def __iter__(self) -> Iterator[Frame]:
