@@ -1,8 +1,8 @@
-"""The threaded pipeline: decode thread → inference thread → tracker and sinks.
+"""The threaded pipeline: decode thread → inference thread → tracker thread → sinks.
 
-    decode thread ──FrameQueue(policy)──▶ inference thread ──Queue──▶ caller's thread
-    (Source)                              (model.predict,            (tracker.update,
-                                           batched)                    to_numpy, sinks)
+    decode ──FrameQueue(policy)──▶ inference ──Queue──▶ tracker ──Queue──▶ caller's thread
+    (Source)                       (model.predict,      (tracker.update,    (sinks, on_frame)
+                                    batched)             to_numpy)
 
 - Queues are bounded, so memory is bounded on any input length.
 - The frame policy decides what happens when decoding outruns inference: `every` blocks the
@@ -13,7 +13,7 @@
   `StageError` naming the stage, after all threads have stopped and the sinks are closed.
 - Ctrl-C (KeyboardInterrupt in the calling thread) stops the threads and closes the sinks,
   so what was written stays valid; `run()` then re-raises the KeyboardInterrupt.
-- Tracking and sinks run on the calling thread: stateful stages stay on one thread.
+- Each stateful stage (tracker, sinks) stays on one thread; the stages overlap in time.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ class RunStats:
 
 
 class Pipeline:
-    """Runs source → model → tracker → sinks on three threads with bounded queues.
+    """Runs source → model → tracker → sinks on four threads (the sinks on the caller's) with bounded queues.
 
     Args:
         source: an unopened `vpanoptic.io.sources.Source` (opened and closed by `run()`).
@@ -324,17 +324,31 @@ class Pipeline:
                 if self._stop.is_set():
                     return False
 
+    def _tracker_loop(self, results: queue.Queue, tracked: queue.Queue) -> None:
+        """Tracking (stateful: this one thread only) and the one device → host move."""
+        timer = self.stats.timer("tracker")
+        try:
+            while not self._stop.is_set():
+                try:
+                    pf = results.get(timeout=POLL_INTERVAL)
+                except queue.Empty:
+                    continue
+                if pf is END:
+                    break
+                if self.tracker is not None:
+                    t0 = time.perf_counter()
+                    pf = self.tracker.update(pf)
+                    dt = time.perf_counter() - t0
+                    pf.timings["tracker"] = dt
+                    timer.add(dt)
+                if not self._put(tracked, pf.to_numpy()):
+                    return
+        except BaseException as exc:  # noqa: BLE001
+            self._fail("tracker", exc)
+        finally:
+            self._put(tracked, END)
+
     def _finish_frame(self, pf: PanopticFrame) -> None:
-        if self.tracker is not None:
-            t0 = time.perf_counter()
-            try:
-                pf = self.tracker.update(pf)
-            except Exception as exc:
-                raise StageError("tracker", exc) from exc
-            dt = time.perf_counter() - t0
-            pf.timings["tracker"] = dt
-            self.stats.timer("tracker").add(dt)
-        pf = pf.to_numpy()
         for sink in self.sinks:
             name = f"sink:{getattr(sink, 'name', type(sink).__name__)}"
             t0 = time.perf_counter()
@@ -365,17 +379,19 @@ class Pipeline:
             self.policy = policy
             frames = FrameQueue(policy, self.queue_size)
             results: queue.Queue = queue.Queue(maxsize=self.queue_size)
+            tracked: queue.Queue = queue.Queue(maxsize=self.queue_size)
             self.threads = [
                 threading.Thread(target=self._decode_loop, args=(frames,), name="vpanoptic-decode", daemon=True),
                 threading.Thread(target=self._inference_loop, args=(frames, results), name="vpanoptic-inference", daemon=True),
+                threading.Thread(target=self._tracker_loop, args=(results, tracked), name="vpanoptic-tracker", daemon=True),
             ]
             for t in self.threads:
                 t.start()
             while self._error is None:
                 try:
-                    item = results.get(timeout=POLL_INTERVAL)
+                    item = tracked.get(timeout=POLL_INTERVAL)
                 except queue.Empty:
-                    if not any(t.is_alive() for t in self.threads) and results.empty():
+                    if not any(t.is_alive() for t in self.threads) and tracked.empty():
                         break
                     continue
                 if item is END:

@@ -1,11 +1,13 @@
 """Online mask-IoU tracker with Hungarian assignment, gated by class.
 
-Each track keeps the mask of its last observation in a track memory (an index map painted
-in order of recency) and a velocity. Before matching, every remembered mask is moved by its
-track's velocity times the time since it was seen (so fast objects, a moving camera and
-short occlusions still overlap their prediction). A new frame's things are then matched to
-the tracks by mask IoU with `scipy.optimize.linear_sum_assignment`; tracks not seen for `max_lost_seconds` (frame
-timestamps, not frame counts) are removed and their ids are never reused.
+Each track keeps the mask of its last observation and a velocity. The masks live in one
+sparse track memory (flat pixel indices + track slot), so the cost of a frame is
+proportional to the number of thing pixels, not to the frame size. Before matching, every
+remembered mask is moved by its track's velocity times the time since it was seen (fast
+objects, a moving camera and short occlusions still overlap their prediction). Things are
+then matched to tracks by mask IoU with `scipy.optimize.linear_sum_assignment`, gated by
+class, with a centre-distance second pass for small or thin objects. Tracks unseen for
+`max_lost_seconds` (frame timestamps, not frame counts) are removed; ids are never reused.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from scipy.optimize import linear_sum_assignment
 
 from ..types import PanopticFrame
 from .base import Tracker
-from .cost import mask_iou_from_index_maps
 
 __all__ = ["HungarianTracker", "PassThroughTracker"]
 
@@ -34,36 +35,10 @@ class _Track:
     hits: int = 1
 
 
-def _centroids(index_map: torch.Tensor, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(y, x) centroids ``(n, 2) float64`` (NaN if empty) and areas ``(n,)`` of masks 1..n."""
-    h, w = index_map.shape
-    flat = index_map.reshape(-1).long()
-    ys = torch.arange(h, device=index_map.device, dtype=torch.float64).repeat_interleave(w)
-    xs = torch.arange(w, device=index_map.device, dtype=torch.float64).repeat(h)
-    area = torch.bincount(flat, minlength=n + 1)[1:].double()
-    cy = torch.bincount(flat, weights=ys, minlength=n + 1)[1:] / area
-    cx = torch.bincount(flat, weights=xs, minlength=n + 1)[1:] / area
-    return torch.stack([cy, cx], 1).cpu().numpy(), area.cpu().numpy()
-
-
-def _shift_masks(index_map: torch.Tensor, shifts: np.ndarray) -> torch.Tensor:
-    """Move mask k of an index map by ``shifts[k-1] = (dy, dx)`` pixels (rounded).
-
-    O(masked pixels): every labelled pixel is moved by its mask's shift; pixels leaving the
-    frame are dropped, and where two moved masks land on one pixel one of them wins.
-    """
-    if not np.any(np.abs(shifts) >= 0.5):
-        return index_map
-    h, w = index_map.shape
-    ys, xs = torch.nonzero(index_map, as_tuple=True)
-    labels = index_map[ys, xs].long()
-    table = torch.zeros((shifts.shape[0] + 1, 2), dtype=torch.long, device=index_map.device)
-    table[1:] = torch.as_tensor(np.rint(shifts), dtype=torch.long, device=index_map.device)
-    ny, nx = ys + table[labels, 0], xs + table[labels, 1]
-    inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
-    out = torch.zeros_like(index_map)
-    out[ny[inside], nx[inside]] = index_map[ys[inside], xs[inside]]
-    return out
+def _pair_histogram(a: torch.Tensor, b: torch.Tensor, n_a: int, n_b: int) -> torch.Tensor:
+    """``(n_a + 1, n_b + 1) int64`` counts of the label pairs (a[i], b[i]); labels 0..n."""
+    pairs = a * (n_b + 1) + b
+    return torch.bincount(pairs, minlength=(n_a + 1) * (n_b + 1)).reshape(n_a + 1, n_b + 1)
 
 
 class HungarianTracker(Tracker):
@@ -111,7 +86,11 @@ class HungarianTracker(Tracker):
     def reset(self) -> None:
         self._next_id = 1
         self._tracks: list[_Track] = []
-        self._memory: torch.Tensor | None = None  # (H, W) int32, 0 = none, k = self._tracks[k-1]
+        # Sparse track memory: flat pixel index and track slot (index into self._tracks) of
+        # every remembered pixel; the last mask of each live track.
+        self._mem_pix: torch.Tensor | None = None  # (K,) int64
+        self._mem_slot: torch.Tensor | None = None  # (K,) int64
+        self._shape: tuple[int, int] | None = None
 
     @property
     def num_tracks(self) -> int:
@@ -123,26 +102,45 @@ class HungarianTracker(Tracker):
             id_map = id_map.to(self.device)
         now = pf.frame.time
 
-        # Step 1: index map of the current things (1..M), stuff and void 0.
+        # Step 1: label the current things 1..M per pixel (stuff and void 0), on thing pixels only.
+        shape = tuple(id_map.shape)
+        if self._shape is not None and self._shape != shape:
+            raise ValueError(f"frame size changed from {self._shape} to {shape}; reset() the tracker first")
+        self._shape = shape
+        dev = id_map.device
+        height, width = shape
         thing_idx = np.flatnonzero(pf.is_thing)
         n_cur = int(thing_idx.size)
-        lut = torch.zeros(int(pf.segment_ids.max(initial=0)) + 1, dtype=torch.int32, device=id_map.device)
+        lut = torch.zeros(int(pf.segment_ids.max(initial=0)) + 1, dtype=torch.long, device=dev)
         if n_cur:
-            lut[torch.as_tensor(pf.segment_ids[thing_idx], dtype=torch.long, device=id_map.device)] = torch.arange(
-                1, n_cur + 1, dtype=torch.int32, device=id_map.device
-            )
-        cur = lut[id_map.long()]  # [H, W]
-        if self._memory is not None and self._memory.shape != cur.shape:
-            raise ValueError(f"frame size changed from {tuple(self._memory.shape)} to {tuple(cur.shape)}; reset() the tracker first")
-        cur_centroids, cur_areas = _centroids(cur, n_cur)  # [M, 2], [M]
+            lut[torch.as_tensor(pf.segment_ids[thing_idx], dtype=torch.long, device=dev)] = torch.arange(1, n_cur + 1, device=dev)
+        # index_select: ~10x faster than advanced indexing for large gathers on CPU
+        cur = lut.index_select(0, id_map.reshape(-1).long())  # [H*W] thing label per pixel
+        fg = torch.nonzero(cur).squeeze(1)  # [F] thing pixels
+        fg_label = cur.index_select(0, fg)  # [F] in 1..M
+        cur_area = torch.bincount(fg_label, minlength=n_cur + 1)[1:].double()  # [M]
+        cy = torch.bincount(fg_label, weights=(fg // width).double(), minlength=n_cur + 1)[1:] / cur_area
+        cx = torch.bincount(fg_label, weights=(fg % width).double(), minlength=n_cur + 1)[1:] / cur_area
+        cur_centroids = torch.stack([cy, cx], 1).cpu().numpy()  # [M, 2] (y, x)
+        cur_areas = cur_area.cpu().numpy()  # [M]
 
-        # Step 2: predict where each track's last mask is now (constant velocity).
         matches: list[tuple[int, int]] = []
-        if self._tracks and n_cur and self._memory is not None:
+        n_tracks = len(self._tracks)
+        if n_tracks and n_cur:
+            # Step 2: predict where each remembered mask is now (constant velocity).
             shifts = np.stack([t.velocity * (now - t.last_seen) for t in self._tracks])  # [T, 2]
-            predicted = _shift_masks(self._memory, shifts)
+            table = torch.as_tensor(np.rint(shifts), dtype=torch.long, device=dev)  # [T, 2]
+            step = table.index_select(0, self._mem_slot)  # [K, 2]
+            py = self._mem_pix // width + step[:, 0]
+            px = self._mem_pix % width + step[:, 1]
+            inside = (py >= 0) & (py < height) & (px >= 0) & (px < width)
+            pred_slot = self._mem_slot[inside] + 1  # [K'] in 1..T
+            under = cur.index_select(0, py[inside] * width + px[inside])  # [K'] current label under each predicted pixel
             # Step 3: IoU of predicted track masks with current things, gated by class.
-            iou = mask_iou_from_index_maps(predicted, cur, len(self._tracks), n_cur).cpu().numpy()  # [T, M]
+            hist = _pair_histogram(pred_slot, under, n_tracks, n_cur)  # [T+1, M+1]
+            inter = hist[1:, 1:].double()  # [T, M]
+            union = hist[1:].sum(1, keepdim=True).double() + cur_area[None, :] - inter
+            iou = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter)).cpu().numpy()
             track_cats = np.array([t.category_id for t in self._tracks])
             same_class = track_cats[:, None] == pf.category_ids[thing_idx][None, :]
             cost = np.where(same_class, 1.0 - iou, 1.0 + 1e-3)
@@ -179,22 +177,22 @@ class HungarianTracker(Tracker):
             slot[c] = len(self._tracks) - 1
             self._next_id += 1
 
-        # Step 6: forget tracks lost for too long; repaint the memory: current masks on top of
-        # the last masks of tracks that are lost but still alive.
+        # Step 6: new memory = current thing pixels (their track slot) + the old pixels of tracks
+        # lost but still alive that no current thing covers; forget tracks lost for too long.
+        slot_of_label = torch.as_tensor(np.concatenate([[-1], slot]), dtype=torch.long, device=dev)  # [M+1]
+        pix, slots = fg, slot_of_label.index_select(0, fg_label)
+        if self._mem_pix is not None and self._mem_pix.numel():
+            seen = torch.zeros(len(self._tracks), dtype=torch.bool, device=dev)
+            seen[torch.as_tensor(slot, dtype=torch.long, device=dev)] = True
+            keep = ~seen.index_select(0, self._mem_slot) & (cur.index_select(0, self._mem_pix) == 0)
+            pix = torch.cat([pix, self._mem_pix[keep]])
+            slots = torch.cat([slots, self._mem_slot[keep]])
         alive = [k for k, t in enumerate(self._tracks) if now - t.last_seen <= self.max_lost_seconds]
-        dev = cur.device
-        remap = torch.zeros(len(self._tracks) + 1, dtype=torch.int32, device=dev)
-        remap[torch.as_tensor(alive, dtype=torch.long, device=dev) + 1] = torch.arange(1, len(alive) + 1, dtype=torch.int32, device=dev)
-        slot_of_cur = torch.zeros(n_cur + 1, dtype=torch.long, device=dev)
-        slot_of_cur[1:] = torch.as_tensor(slot, dtype=torch.long, device=dev) + 1
-        painted = slot_of_cur[cur.long()]  # [H, W] track slot + 1 of the current things
-        if self._memory is not None:
-            lost = torch.ones(len(self._tracks) + 1, dtype=torch.bool, device=dev)
-            lost[0] = False
-            lost[slot_of_cur[1:]] = False
-            old = self._memory.long()
-            painted = torch.where(painted > 0, painted, torch.where(lost[old], old, torch.zeros_like(old)))
-        self._memory = remap[painted]
+        remap = torch.full((len(self._tracks),), -1, dtype=torch.long, device=dev)
+        remap[torch.as_tensor(alive, dtype=torch.long, device=dev)] = torch.arange(len(alive), device=dev)
+        slots = remap.index_select(0, slots)
+        kept = slots >= 0
+        self._mem_pix, self._mem_slot = pix[kept], slots[kept]
         self._tracks = [self._tracks[k] for k in alive]
 
         pf.track_ids = track_ids
