@@ -168,3 +168,19 @@ def test_large_segment_ids():
         track_ids=pf.track_ids,
     )
     np.testing.assert_array_equal(overlay(remapped), overlay(pf))
+
+
+def test_small_things_get_no_label():
+    sem = np.zeros((120, 160), int)
+    inst = np.zeros((120, 160), int)
+    sem[60:110, 10:90], inst[60:110, 10:90] = 13, 1  # big car, bottom left
+    sem[5:8, 150:153], inst[5:8, 150:153] = 13, 2  # 9-pixel car, top right
+    frame = Frame(0, 0, 0.0, 0.0, np.full((120, 160, 3), 90, np.uint8))
+    pf = PanopticFrame.from_labels(frame, sem, inst, KITTI_STEP)
+    plain = overlay(pf, labels=False)
+    labelled = overlay(pf, labels=True, min_label_fraction=0.01)
+    changed = np.any(labelled != plain, axis=2)
+    assert changed[55:120, :100].any()  # the big car's label
+    assert not changed[:40, 100:].any()  # nothing written near the tiny car
+    every = overlay(pf, labels=True, min_label_fraction=0)
+    assert np.any(every != plain, axis=2)[:40, 100:].any()

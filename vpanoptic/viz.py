@@ -88,6 +88,7 @@ def overlay(
     alpha: float = 0.5,
     labels: bool = True,
     contours: bool = True,
+    min_label_fraction: float = 0.001,
 ) -> np.ndarray:
     """Draw a panoptic frame over its image.
 
@@ -98,6 +99,8 @@ def overlay(
             top-left corner of each thing, white with a dark outline.
         contours: draw a 1-pixel border, in the thing's colour at full opacity, on the
             inner side of each thing's boundary.
+        min_label_fraction: things smaller than this fraction of the frame get no label
+            (distant objects would bury the picture under text); 0 labels every thing.
 
     Returns:
         ``(H, W, 3) uint8`` RGB, a new array (`pf.frame.image` is not modified).
@@ -146,7 +149,8 @@ def overlay(
         areas, boxes = segment_stats(index, things + 1)
         scale = max(0.4, min(image.shape[:2]) / 720.0 * 0.6)  # 0.6 at 720p
         thickness = 1 if scale < 0.6 else 2
-        for k in np.flatnonzero(areas > 0):
+        min_area = max(1.0, min_label_fraction * index.size)
+        for k in np.flatnonzero(areas >= min_area):
             i = things[k]
             name = pf.meta.category(int(pf.category_ids[i])).name
             track = int(pf.track_ids[i])
