@@ -6,6 +6,7 @@ Python API both go through it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -64,12 +65,8 @@ def run_video(
     try:
         tracker = None
         if cfg.tracker.name != "none":
-            tracker = build_tracker(
-                cfg.tracker.name,
-                iou_threshold=cfg.tracker.iou_threshold,
-                max_lost_seconds=cfg.tracker.max_lost_seconds,
-                device=model.device,
-            )
+            params = {k: v for k, v in dataclasses.asdict(cfg.tracker).items() if k != "name"}
+            tracker = build_tracker(cfg.tracker.name, device=model.device, **params)
         out_dir.mkdir(parents=True, exist_ok=True)
         sinks = build_sinks(cfg.output.save, out_dir, fps=source.fps or 30.0, crf=cfg.output.video_crf)
 
