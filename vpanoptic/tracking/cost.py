@@ -7,9 +7,20 @@ the pixels: O(pixels) whatever the number of objects, and one `bincount` on the 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-__all__ = ["mask_iou_from_index_maps"]
+__all__ = ["mask_iou_from_index_maps", "pair_histogram", "thing_label_map"]
+
+
+def pair_histogram(a: torch.Tensor, b: torch.Tensor, n_a: int, n_b: int) -> torch.Tensor:
+    """Counts of label pairs: ``(n_a + 1, n_b + 1) int64``, entry [i, j] = #{k: a[k] = i and b[k] = j}.
+
+    Args:
+        a: ``(K,)`` int64 labels in 0..n_a; b: ``(K,)`` int64 labels in 0..n_b, same device.
+    """
+    pairs = a * (n_b + 1) + b
+    return torch.bincount(pairs, minlength=(n_a + 1) * (n_b + 1)).reshape(n_a + 1, n_b + 1)
 
 
 def mask_iou_from_index_maps(prev: torch.Tensor, cur: torch.Tensor, n_prev: int, n_cur: int) -> torch.Tensor:
@@ -32,3 +43,23 @@ def mask_iou_from_index_maps(prev: torch.Tensor, cur: torch.Tensor, n_prev: int,
     area_cur = hist[:, 1:].sum(0).float()  # [C]
     union = area_prev[:, None] + area_cur[None, :] - inter
     return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+
+
+def thing_label_map(id_map: torch.Tensor, thing_segment_ids: np.ndarray) -> torch.Tensor:
+    """Flat map of thing labels: pixel -> 1..M (position of its segment in `thing_segment_ids`), else 0.
+
+    Args:
+        id_map: ``(H, W)`` integer segment ids (0 = void), any device.
+        thing_segment_ids: ``(M,)`` segment ids of the things, in the order that gives labels 1..M.
+    Returns:
+        ``(H*W,) int64`` on the device of `id_map`.
+    """
+    dev = id_map.device
+    size = int(max(int(np.max(thing_segment_ids, initial=0)), int(id_map.max()) if id_map.numel() else 0)) + 1
+    lut = torch.zeros(size, dtype=torch.long, device=dev)
+    if len(thing_segment_ids):
+        lut[torch.as_tensor(np.asarray(thing_segment_ids), dtype=torch.long, device=dev)] = torch.arange(
+            1, len(thing_segment_ids) + 1, device=dev
+        )
+    # index_select: ~10x faster than advanced indexing for large gathers on CPU
+    return lut.index_select(0, id_map.reshape(-1).long())

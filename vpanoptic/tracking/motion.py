@@ -1,0 +1,140 @@
+"""Camera-motion compensation: the frame-to-frame homography of the background.
+
+A dashcam or a panning webcam moves every pixel between frames; masks remembered from the
+previous frame no longer overlap their objects. `CameraMotionEstimator` tracks corners of
+the background (thing pixels masked out) with pyramidal Lucas-Kanade optical flow on a
+downscaled grey image and fits a homography with RANSAC (OpenCV). `warp_points` moves the
+tracker's remembered pixels and centres with it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+__all__ = ["CameraMotionEstimator", "warp_points"]
+
+
+class CameraMotionEstimator:
+    """Frame-to-frame homography from sparse optical flow on the background.
+
+    Args:
+        max_side: the grey image is downscaled so that its longer side is at most this (pixels).
+        max_corners: corners tracked per frame (Shi-Tomasi, `cv2.goodFeaturesToTrack`).
+        corner_quality: minimal accepted corner quality, relative to the best corner, in (0, 1).
+        min_corner_distance: minimum distance between corners, in downscaled pixels.
+        flow_window: side of the Lucas-Kanade window (pixels); pyramid_levels: its pyramid depth.
+        ransac_threshold: maximum reprojection error of a RANSAC inlier, in downscaled pixels.
+        min_inliers: fewer inliers than this (or a degenerate fit) gives the identity.
+        max_translation: a fit that moves the image centre by more than this fraction of the
+            longer side is rejected as implausible (identity).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_side: int = 320,
+        max_corners: int = 100,
+        corner_quality: float = 0.01,
+        min_corner_distance: int = 8,
+        flow_window: int = 11,
+        pyramid_levels: int = 2,
+        ransac_threshold: float = 1.0,
+        min_inliers: int = 15,
+        max_translation: float = 0.25,
+    ):
+        if max_side < 32 or max_corners < 4 or min_inliers < 4:
+            raise ValueError("camera motion: expected max_side >= 32, max_corners >= 4, min_inliers >= 4")
+        if not 0 < corner_quality < 1 or ransac_threshold <= 0 or max_translation <= 0:
+            raise ValueError("camera motion: expected 0 < corner_quality < 1, ransac_threshold > 0, max_translation > 0")
+        self.max_side = int(max_side)
+        self.max_corners = int(max_corners)
+        self.corner_quality = float(corner_quality)
+        self.min_corner_distance = int(min_corner_distance)
+        self.flow_window = int(flow_window)
+        self.pyramid_levels = int(pyramid_levels)
+        self.ransac_threshold = float(ransac_threshold)
+        self.min_inliers = int(min_inliers)
+        self.max_translation = float(max_translation)
+        self.reset()
+
+    def reset(self) -> None:
+        self._prev_grey: np.ndarray | None = None  # (h, w) uint8, downscaled
+        self._prev_mask: np.ndarray | None = None  # (h, w) uint8, 255 where corners may be taken
+        self.last_inliers = 0
+
+    def working_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) of the grey image the motion of a ``height x width`` frame is estimated on."""
+        scale = min(1.0, self.max_side / max(height, width))
+        return max(1, round(height * scale)), max(1, round(width * scale))
+
+    def estimate(self, image: np.ndarray, things: np.ndarray | None = None) -> np.ndarray:
+        """Homography from the previous frame to this one, in full-resolution pixel coordinates.
+
+        Args:
+            image: ``(H, W, 3) uint8`` RGB of the current frame.
+            things: ``(h, w) bool`` mask of the current thing pixels at any resolution (resized
+                to the working size, nearest), or None; corners are not taken on things.
+                A coarser mask is cheaper: `working_size()` gives the size used.
+        Returns:
+            ``(3, 3) float64`` H with ``[x', y', 1] ~ H [x, y, 1]`` (previous → current);
+            the identity for the first frame or when the fit fails.
+        """
+        height, width = image.shape[:2]
+        scale = min(1.0, self.max_side / max(height, width))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+        if scale < 1:
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        mask = np.full(grey.shape, 255, np.uint8)
+        if things is not None:
+            t8 = cv2.resize(things.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+            mask[cv2.dilate(t8, np.ones((3, 3), np.uint8)) > 0] = 0
+        prev, prev_mask = self._prev_grey, self._prev_mask
+        self._prev_grey, self._prev_mask = grey, mask
+        self.last_inliers = 0
+        if prev is None or prev.shape != grey.shape:
+            return np.eye(3)
+        corners = cv2.goodFeaturesToTrack(
+            prev, self.max_corners, self.corner_quality, self.min_corner_distance, mask=prev_mask
+        )
+        if corners is None or len(corners) < self.min_inliers:
+            return np.eye(3)
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(
+            prev, grey, corners, None, winSize=(self.flow_window, self.flow_window), maxLevel=self.pyramid_levels
+        )
+        ok = status.reshape(-1) == 1
+        if ok.sum() < self.min_inliers:
+            return np.eye(3)
+        src, dst = corners.reshape(-1, 2)[ok], moved.reshape(-1, 2)[ok]
+        h, inliers = cv2.findHomography(src, dst, cv2.RANSAC, self.ransac_threshold)
+        if h is None or inliers is None or int(inliers.sum()) < self.min_inliers:
+            return np.eye(3)
+        self.last_inliers = int(inliers.sum())
+        s = np.diag([scale, scale, 1.0])
+        full = np.linalg.inv(s) @ h @ s
+        centre = np.array([width / 2, height / 2, 1.0])
+        moved_centre = full @ centre
+        if abs(moved_centre[2]) < 1e-6:
+            return np.eye(3)
+        shift = np.linalg.norm(moved_centre[:2] / moved_centre[2] - centre[:2])
+        if not np.isfinite(full).all() or shift > self.max_translation * max(height, width):
+            return np.eye(3)
+        return full / full[2, 2]
+
+
+def warp_points(h: np.ndarray, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply a homography to points.
+
+    Args:
+        h: ``(3, 3)`` homography on ``[x, y, 1]``.
+        y, x: ``(K,)`` coordinates (any real dtype, any device).
+    Returns:
+        ``(y', x')`` as ``(K,) float32`` tensors (exact to ~1e-3 px below 8192 px).
+    """
+    m = [float(v) for v in np.asarray(h, np.float64).reshape(-1)]
+    y, x = y.float(), x.float()
+    den = x * m[6] + y * m[7] + m[8]
+    den = torch.where(den.abs() < 1e-9, torch.full_like(den, 1e-9), den)
+    return (x * m[3] + y * m[4] + m[5]) / den, (x * m[0] + y * m[1] + m[2]) / den
