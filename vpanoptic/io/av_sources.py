@@ -1,12 +1,8 @@
 """Sources decoded by FFmpeg through PyAV: video files, network streams and webcams.
 
-All three share one decode loop (`_PyAVSource`): demux the first video stream, decode each
-packet with codec threading on (``thread_type="AUTO"``), count damaged packets and keep
-going, flush the decoder at the end so the last frames come out, convert to RGB and apply
-the display matrix (rotation / flip) that the container asks players to apply.
-
-Time always comes from the container: ``time = (pts - start) * time_base``, never from a
-nominal frame rate, so variable frame rate just works.
+All three share one decode loop (`vpanoptic.io.av_decode.PyAVSource`); here they differ in
+how they open their input and treat a lost connection: a `StreamSource` can reconnect with
+back-off after a drop or a stall (see its docstring).
 """
 
 from __future__ import annotations
@@ -21,13 +17,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import av
 import av.device
-import numpy as np
-from av.video.reformatter import VideoReformatter
 
 from ..errors import SourceError
-from ..types import Frame
-from .orientation import apply_display_matrix, frame_display_matrix
-from .source_base import POLICY_EVERY, POLICY_LATEST, POLICY_STREAM, Source
+from .av_decode import LAST_RESORT_FPS, MAX_CONSECUTIVE_READ_ERRORS, TEXT_DEMUXERS  # noqa: F401 (re-exported)
+from .av_decode import PyAVSource as _PyAVSource
+from .av_decode import reason_of as _reason
+from .source_base import POLICY_EVERY, POLICY_LATEST, POLICY_STREAM, Source  # noqa: F401
 
 __all__ = [
     "FileSource",
@@ -40,226 +35,19 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
 #: URL schemes opened as network streams.
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 #: Seconds to wait for a stream to connect, and for each packet once connected.
 STREAM_OPEN_TIMEOUT_S = 10.0
 STREAM_READ_TIMEOUT_S = 10.0
-#: Demuxer read errors in a row after which the input is treated as ended.
-MAX_CONSECUTIVE_READ_ERRORS = 8
-#: Frame step used for a frame without timestamp when neither the frame, the container
-#: nor the caller give a rate. Only reached by broken inputs; a warning is logged.
-LAST_RESORT_FPS = 25.0
-
-
-def _reason(error: BaseException) -> str:
-    """A short human reason for an FFmpeg / OS error (no errno prefix, no repeated path)."""
-    text = getattr(error, "strerror", None)
-    return text if text else (str(error) or type(error).__name__)
-
-
-# --------------------------------------------------------------------------- decode loop
-# FFmpeg demuxers that render text as pictures (ANSI art): a text file is a user mistake here.
-TEXT_DEMUXERS = frozenset({"tty"})
-
-class _PyAVSource(Source):
-    """Shared PyAV decode loop. Subclasses open the container and may treat read errors.
-
-    Thread safety: the producer thread holds ``_lock`` only while inside FFmpeg (reading a
-    packet, decoding it); `close()` takes the same lock, so it can be called from another
-    thread and waits at most for one read (bounded by the read timeout for streams).
-    """
-
-    #: True: time 0 is the stream's declared start; False: time 0 is the first frame's pts.
-    _time_from_stream_start = True
-
-    def __init__(self, name: str, *, fps: float | None = None, options: dict[str, str] | None = None):
-        super().__init__(name)
-        if fps is not None and not fps > 0:
-            raise SourceError(f"fps is {fps} for {name}; expected a number > 0")
-        self._fallback_fps = fps
-        self.options: dict[str, str] = {str(k): str(v) for k, v in (options or {}).items()}
-        self._lock = threading.Lock()
-        self._container: av.container.InputContainer | None = None
-        self._stream: av.video.stream.VideoStream | None = None
-        self._packets: Iterator[av.Packet] | None = None
-        self._reformatter = VideoReformatter()  # keeps its scaler between frames
-        self._ended = False
-        self._read_errors_in_row = 0
-
-    # ------------------------------------------------------------------ hooks
-    def _open_container(self) -> av.container.InputContainer:
-        """Open and return the container; raise `SourceError` naming the input on failure."""
-        raise NotImplementedError
-
-    def _describe(self) -> str:
-        """How messages name this input."""
-        return self.name
-
-    def _on_read_error(self, error: av.FFmpegError) -> bool:
-        """Called (under the lock) when the demuxer fails. Return True to keep reading.
-
-        The default counts the error as damage and goes on reading, up to
-        `MAX_CONSECUTIVE_READ_ERRORS` in a row. A reconnecting stream would reopen here.
-        """
-        self.damaged += 1
-        self._read_errors_in_row += 1
-        if self._read_errors_in_row >= MAX_CONSECUTIVE_READ_ERRORS:
-            log.warning("%s: %d read errors in a row (%s); treating it as the end",
-                        self._describe(), self._read_errors_in_row, _reason(error))
-            return False
-        return True
-
-    # ------------------------------------------------------------------ open / close
-    def open(self) -> None:
-        if self._container is not None:
-            return
-        container = self._open_container()
-        try:
-            if container.format.name in TEXT_DEMUXERS:
-                raise SourceError(f"cannot open {self._describe()} as video: it is a text file")
-            if not container.streams.video:
-                kinds = sorted({s.type for s in container.streams}) or ["no streams"]
-                raise SourceError(f"{self._describe()} has no video stream (it holds: {', '.join(kinds)})")
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            try:
-                stream.codec_context.open(strict=False)
-            except (av.FFmpegError, ValueError) as e:
-                raise SourceError(
-                    f"cannot decode {self._describe()}: codec {stream.codec_context.name!r}: {_reason(e)}"
-                ) from e
-        except BaseException:
-            container.close()
-            raise
-        self.fps = self._nominal_fps(stream) or self._fallback_fps
-        self.num_frames = None if self.is_live else self._count_frames(container, stream)
-        with self._lock:
-            self._container, self._stream = container, stream
-            self._packets = container.demux(stream)
-            self._ended = False
-            self._read_errors_in_row = 0
-
-    def close(self) -> None:
-        with self._lock:
-            self._ended = True
-            if self._packets is not None:
-                self._packets.close()  # runs the demuxer's own clean-up before the container goes
-            if self._container is not None:
-                self._container.close()
-            self._container = self._stream = self._packets = None
-
-    @staticmethod
-    def _nominal_fps(stream) -> float | None:
-        rate = stream.average_rate or stream.guessed_rate
-        return float(rate) if rate else None
-
-    @staticmethod
-    def _count_frames(container, stream) -> int | None:
-        if stream.frames:
-            return int(stream.frames)
-        rate = stream.average_rate
-        if not rate:
-            return None
-        if stream.duration and stream.time_base:
-            seconds = float(stream.duration * stream.time_base)
-        elif container.duration:
-            seconds = container.duration / av.time_base
-        else:
-            return None
-        return max(1, round(seconds * float(rate)))
-
-    # ------------------------------------------------------------------ decoding
-    def _decode_next(self) -> list[av.VideoFrame] | None:
-        """Read one packet and decode it; None at the end. Holds the lock throughout."""
-        with self._lock:
-            if self._ended or self._packets is None:
-                return None
-            try:
-                packet = next(self._packets)
-            except StopIteration:
-                return self._flush()
-            except av.FFmpegError as e:
-                if isinstance(e, MemoryError):
-                    raise
-                if not self._on_read_error(e):
-                    return self._flush()
-                self._packets = self._container.demux(self._stream)  # read on after the error
-                return []
-            self._read_errors_in_row = 0
-            if packet.size == 0:
-                # PyAV's end-of-stream packet (an empty packet drains the decoder). The
-                # decoder is drained once, in `_flush`, also when the demuxer ends on an error.
-                return []
-            try:
-                frames = self._stream.codec_context.decode(packet)
-            except av.FFmpegError as e:
-                if isinstance(e, MemoryError):
-                    raise
-                self.damaged += 1  # the decoder rejected this packet; go on with the next
-                return []
-            if packet.is_corrupt:
-                self.damaged += 1  # the demuxer flagged it; whatever decoded is still shown
-            return frames
-
-    def _flush(self) -> list[av.VideoFrame]:
-        """Drain the decoder (frames held back for reordering / frame threading)."""
-        self._ended = True
-        try:
-            return self._stream.codec_context.decode(None)
-        except av.FFmpegError as e:
-            if isinstance(e, MemoryError):
-                raise
-            self.damaged += 1
-            return []
-
-    def _frames(self) -> Iterator[av.VideoFrame]:
-        while True:
-            batch = self._decode_next()
-            if batch is None:
-                return
-            yield from batch
-
-    def __iter__(self) -> Iterator[Frame]:
-        if self._container is None:
-            raise RuntimeError(f"{self.kind} source {self._describe()} is not open; "
-                               "call open() or use `with`")
-        stream = self._stream
-        time_base = stream.time_base
-        origin = stream.start_time if self._time_from_stream_start else None
-        previous_time: float | None = None
-        for index, av_frame in enumerate(self._frames()):
-            pts = av_frame.pts if av_frame.pts is not None else av_frame.dts  # dts: best effort
-            if pts is not None and time_base is not None:
-                if origin is None:
-                    origin = pts
-                seconds = float((pts - origin) * time_base)
-            else:
-                # No timestamp at all (some raw / AVI inputs): continue from the previous
-                # frame by one frame duration (webcams: the wall clock since open()).
-                seconds = self._time_without_pts(av_frame, previous_time, time_base)
-            previous_time = seconds
-            rgb = self._reformatter.reformat(av_frame, format="rgb24").to_ndarray()  # (H, W, 3)
-            image = np.ascontiguousarray(apply_display_matrix(rgb, frame_display_matrix(av_frame)))
-            yield Frame(index=index, pts=pts, time=seconds, capture_time=time.monotonic(), image=image)
-
-    def _time_without_pts(self, av_frame: av.VideoFrame, previous: float | None,
-                          time_base: Fraction | None) -> float:
-        """Time of a frame that carries no timestamp at all (neither pts nor dts).
-
-        Files and streams: continue from the previous frame by one frame duration (the
-        frame's own, else 1 / the container's average rate, else the caller's fps).
-        """
-        if previous is None:
-            return 0.0
-        if av_frame.duration and time_base:
-            return previous + float(av_frame.duration * time_base)
-        rate = self.fps or self._fallback_fps
-        if not rate:
-            log.warning("%s: frame without timestamp and no known frame rate; assuming %g fps",
-                        self._describe(), LAST_RESORT_FPS)
-            rate = LAST_RESORT_FPS
-        return previous + 1.0 / rate
+#: Reconnection of a dropped or stalled stream (`StreamSource(reconnect=True)`): the first
+#: retry waits BACKOFF_INITIAL_S, each failure multiplies the wait by BACKOFF_FACTOR up to
+#: BACKOFF_MAX_S; after RECONNECT_GIVE_UP_S without a connection the stream is lost.
+BACKOFF_INITIAL_S = 0.25
+BACKOFF_FACTOR = 2.0
+BACKOFF_MAX_S = 4.0
+RECONNECT_GIVE_UP_S = 30.0
 
 
 # --------------------------------------------------------------------------- files
@@ -314,11 +102,23 @@ class StreamSource(_PyAVSource):
         fps: frame rate used only for frames that carry no timestamp.
         options: FFmpeg protocol/demuxer options; they override `default_stream_options`.
         open_timeout_s: seconds to wait for the connection.
-        read_timeout_s: seconds to wait for each packet once connected; longer silence ends
-            the stream with `SourceError`.
+        read_timeout_s: seconds to wait for each packet once connected; longer silence is a
+            lost connection.
+        reconnect: False: losing the connection raises `SourceError` from the iterator.
+            True: a drop (read error, end of a live stream, silence past `read_timeout_s`)
+            or a stall (packets but no decoded frame for `stall_timeout_s`, the watchdog)
+            closes the connection and opens a new one, waiting `backoff_initial_s`, then
+            `backoff_factor` times longer after each failure, at most `backoff_max_s`;
+            `SourceError` once `give_up_s` pass without a connection.
+        stall_timeout_s: watchdog limit; None = `read_timeout_s`.
 
-    Losing the connection after the open raises `SourceError` from the iterator; this is
-    where reconnection will hook in (`_on_read_error`).
+    Across a reconnection the frames go on as one sequence: `Frame.index` keeps counting
+    and `Frame.time` continues one frame interval after the last frame before the drop
+    (the outage is not media time), so a tracker downstream keeps its ids. Only live streams
+    (no known duration) reconnect, and they never end by themselves then: a recording served
+    over the network (an HTTP MP4) ends at its end, and losing it raises as without
+    `reconnect` (reading it again would start from its beginning). `reconnects` counts the
+    successful reconnections.
     """
 
     kind = "stream"
@@ -333,11 +133,34 @@ class StreamSource(_PyAVSource):
         options: dict[str, str] | None = None,
         open_timeout_s: float = STREAM_OPEN_TIMEOUT_S,
         read_timeout_s: float = STREAM_READ_TIMEOUT_S,
+        reconnect: bool = False,
+        stall_timeout_s: float | None = None,
+        backoff_initial_s: float = BACKOFF_INITIAL_S,
+        backoff_factor: float = BACKOFF_FACTOR,
+        backoff_max_s: float = BACKOFF_MAX_S,
+        give_up_s: float = RECONNECT_GIVE_UP_S,
     ):
         super().__init__(url, fps=fps, options={**default_stream_options(url), **(options or {})})
+        stall_timeout_s = read_timeout_s if stall_timeout_s is None else stall_timeout_s
+        for key, value in (("open_timeout_s", open_timeout_s), ("read_timeout_s", read_timeout_s),
+                           ("backoff_initial_s", backoff_initial_s), ("backoff_max_s", backoff_max_s),
+                           ("give_up_s", give_up_s), ("stall_timeout_s", stall_timeout_s)):
+            if not value > 0:
+                raise SourceError(f"{key} is {value} for {_redact(url)}; expected seconds > 0")
+        if not backoff_factor >= 1:
+            raise SourceError(f"backoff_factor is {backoff_factor} for {_redact(url)}; expected >= 1")
         self.url = url
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
+        self.reconnect = bool(reconnect)
+        self.stall_timeout_s = float(stall_timeout_s)
+        self.backoff_initial_s = float(backoff_initial_s)
+        self.backoff_factor = float(backoff_factor)
+        self.backoff_max_s = float(backoff_max_s)
+        self.give_up_s = float(give_up_s)
+        self.reconnects = 0
+        self._closing = threading.Event()  # set by close(): ends back-off waits at once
+        self._drop_reason: str | None = None
 
     def _describe(self) -> str:
         return f"stream {_redact(self.url)}"
@@ -358,7 +181,90 @@ class StreamSource(_PyAVSource):
             return super()._on_read_error(error)  # garbled packet: count it and read on
         reason = (f"no data for {self.read_timeout_s:g} s" if isinstance(error, av.error.ExitError)
                   else _reason(error))
-        raise SourceError(f"lost {self._describe()}: {reason}") from error
+        if not self._reconnecting():
+            raise SourceError(f"lost {self._describe()}: {reason}") from error
+        self._drop_reason = reason
+        return False  # drain the decoder; `_frames` then reconnects
+
+    def _reconnecting(self) -> bool:
+        """Whether a drop of the current connection is followed by a reconnection (caller holds the lock).
+
+        Only live streams (no known duration) reconnect: a recording served over the network
+        would start again from its beginning.
+        """
+        live = self._container is None or self._container.duration is None
+        return self.reconnect and live and not self._closing.is_set()
+
+    # ------------------------------------------------------------------ reconnection
+    def open(self) -> None:
+        if self._container is None:
+            self._closing.clear()
+        super().open()
+
+    def close(self) -> None:
+        self._closing.set()  # before the lock: a back-off wait or a reconnect gives up now
+        super().close()
+
+    def _frames(self) -> Iterator[av.VideoFrame]:
+        last_frame = time.monotonic()
+        while True:
+            batch = self._decode_next()
+            if batch is None:  # this connection ended (end of data, drop or watchdog)
+                with self._lock:
+                    again = self._reconnecting()
+                if not again or not self._reconnect(self._drop_reason or "the server ended the stream"):
+                    return
+                last_frame = time.monotonic()
+                continue
+            if batch:
+                last_frame = time.monotonic()
+                yield from batch
+            elif self.reconnect and time.monotonic() - last_frame > self.stall_timeout_s:
+                # Watchdog: data arrives but no frame has decoded for too long.
+                with self._lock:
+                    if self._ended or self._stream is None or not self._reconnecting():
+                        continue
+                    self._drop_reason = f"no frame for {self.stall_timeout_s:g} s"
+                    tail = self._flush()
+                yield from tail
+
+    def _reconnect(self, reason: str) -> bool:
+        """Open a new connection with back-off; False if closed meanwhile.
+
+        Raises `SourceError` after `give_up_s` seconds without a connection.
+        """
+        log.warning("%s dropped (%s); reconnecting", self._describe(), reason)
+        rate = self._stream.average_rate if self._stream is not None else None
+        interval = 1 / Fraction(rate or self.fps or self._fallback_fps or LAST_RESORT_FPS).limit_denominator(1001000)
+        next_time = self._time_offset if self._previous_time is None else self._previous_time + interval
+        with self._lock:
+            self._release()
+        started = time.monotonic()
+        delay = self.backoff_initial_s
+        attempts = 0
+        while not self._closing.wait(delay):
+            attempts += 1
+            try:
+                container, stream = self._open_checked()
+            except SourceError as e:
+                waited = time.monotonic() - started
+                if waited + delay >= self.give_up_s:
+                    raise SourceError(f"lost {self._describe()} ({reason}); {attempts} reconnection "
+                                      f"attempts in {waited:.0f} s failed, the last: {e}") from e
+                delay = min(delay * self.backoff_factor, self.backoff_max_s)
+                continue
+            with self._lock:
+                if self._closing.is_set():
+                    container.close()
+                    return False
+                self._install(container, stream)
+                self._start_timeline(offset=next_time)
+            self.reconnects += 1
+            self._drop_reason = None
+            log.warning("%s reconnected after %.1f s (%d attempts)", self._describe(),
+                        time.monotonic() - started, attempts)
+            return True
+        return False
 
 
 # --------------------------------------------------------------------------- webcams
