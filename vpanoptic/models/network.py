@@ -1,0 +1,141 @@
+"""What every pretrained network entry shares: its metadata (`ModelSpec`) and the model loop.
+
+`NetworkModel.predict` groups a batch by frame size, uploads each group through the reused
+host buffer, runs the family's `_infer` under ``torch.inference_mode`` and autocast, and
+wraps the fused device tensors into `PanopticFrame`s. The id map stays on the device; the
+segment table (a few numbers per segment) is the only other device → host copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ModelError
+from ..fusion import PanopticSegments
+from ..types import DatasetMeta, Frame, PanopticFrame
+from .base import PanopticModel
+from .preprocess import FastPath, FrameUploader, Normalization, ResizeSpec, autocast, group_by_size
+from .weight_cache import WeightSource, is_cached
+
+__all__ = ["ModelSpec", "NetworkModel", "label_lut"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything known about one published model, before any weights are loaded.
+
+    name: registry name.
+    family: "detr", "mask2former", "maskrcnn" or "maskrcnn-semantic".
+    meta: dataset whose category ids the model outputs.
+    labels: network class index → dataset category id (-1: an index the dataset has no category for).
+    norm, resize: input normalisation and test-time size, as published.
+    weights: where the published weights live (None: no published weights).
+    license: licence of the weights.
+    pq: panoptic quality (%) on the dataset's validation set as published, None if not published.
+    pq_source: where that number is published.
+    arch: architecture parameters of the family's builder (backbone, widths, queries, ...).
+    thresholds: default post-processing thresholds (model options of the same names).
+    description: one line for `vpanoptic models`.
+    """
+
+    name: str
+    family: str
+    meta: DatasetMeta
+    labels: tuple[int, ...]
+    norm: Normalization
+    resize: ResizeSpec
+    weights: WeightSource | None
+    license: str
+    pq: float | None
+    pq_source: str
+    description: str
+    arch: Mapping[str, Any] = field(default_factory=dict)
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        bad = [c for c in self.labels if c >= 0 and c not in {k.id for k in self.meta.categories}]
+        if bad:
+            raise ValueError(f"model spec {self.name!r}: label ids {bad[:5]} are not in dataset {self.meta.name!r}")
+
+    def weights_cached(self) -> bool:
+        return is_cached(self.weights)
+
+
+def label_lut(spec: ModelSpec, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Device lookup tables: ``(C,) int64`` class index → category id (-1 none) and ``(C,) bool`` is-thing."""
+    labels = torch.tensor(spec.labels, dtype=torch.int64)
+    things = torch.tensor([c >= 0 and spec.meta.category(c).isthing for c in spec.labels], dtype=torch.bool)
+    return labels.to(device), things.to(device)
+
+
+def check_thresholds(name: str, values: Mapping[str, float]) -> None:
+    for key, value in values.items():
+        if key.endswith("_area_threshold"):
+            if value < 0:
+                raise ModelError(f"model {name!r} option {key} is {value}; expected >= 0")
+        elif not 0 <= value <= 1:
+            raise ModelError(f"model {name!r} option {key} is {value}; expected 0 <= x <= 1")
+
+
+class NetworkModel(PanopticModel):
+    """Base of the pretrained-network models: batching, upload, autocast, output wrapping.
+
+    Subclasses set `self.net` and implement `_infer(images) -> list[PanopticSegments]`,
+    with images ``(B, 3, H, W) uint8`` on the device.
+    """
+
+    def __init__(self, spec: ModelSpec, *, device: torch.device | str, fast: FastPath):
+        self.spec = spec
+        self.meta = spec.meta
+        self.device = torch.device(device)
+        self.fast = fast
+        self.uploader = FrameUploader(self.device)
+        self._forward: Callable[..., Any] | None = None
+
+    def _setup_net(self, net: torch.nn.Module) -> None:
+        """Move `net` to the device in eval mode, apply channels_last and torch.compile options."""
+        net = net.eval().to(self.device)
+        for p in net.parameters():
+            p.requires_grad_(False)
+        if self.fast.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.net = net
+        self._forward = torch.compile(net) if self.fast.compile else net
+
+    def predict(self, frames: Sequence[Frame]) -> list[PanopticFrame]:
+        out: list[PanopticFrame | None] = [None] * len(frames)
+        for group in group_by_size(frames):
+            images = self.uploader.upload([frames[i] for i in group])
+            with torch.inference_mode(), autocast(self.device, self.fast.autocast):
+                results = self._infer(images)
+            for i, seg in zip(group, results):
+                out[i] = to_panoptic_frame(frames[i], seg, self.meta)
+        return out  # type: ignore[return-value]
+
+    def _infer(self, images: torch.Tensor) -> list[PanopticSegments]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.net = None  # type: ignore[assignment]
+        self._forward = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def to_panoptic_frame(frame: Frame, seg: PanopticSegments, meta: DatasetMeta) -> PanopticFrame:
+    """Wrap fused device tensors; the segment table crosses to the host in one small copy."""
+    s = len(seg)
+    table = torch.stack([seg.category_ids.double(), seg.scores.double(), seg.is_thing.double()]).cpu().numpy()  # [3, S]
+    return PanopticFrame(
+        frame=frame,
+        id_map=seg.id_map,
+        segment_ids=np.arange(1, s + 1, dtype=np.int32),
+        category_ids=table[0].astype(np.int32),
+        meta=meta,
+        is_thing=table[2].astype(bool),
+        scores=table[1].astype(np.float32),
+    )

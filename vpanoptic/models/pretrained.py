@@ -1,0 +1,120 @@
+"""Registry entries of the published pretrained models (metadata in `zoo.SPECS`).
+
+Every entry takes the same fast-path options (``--set model.options.NAME=VALUE``):
+``weights`` (a local file or folder instead of the cache; also ``vpanoptic run --weights``),
+``autocast`` (none | bf16 | fp16), ``channels_last``, ``compile``, plus its family's
+thresholds and test-time size.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import ModelError
+from .network import ModelSpec
+from .preprocess import FastPath
+from .registry import register_model
+from .zoo import SPECS
+
+__all__ = ["fast_path"]
+
+
+def fast_path(autocast: str | None, channels_last: bool, compile: bool) -> FastPath:
+    """Translate the model options into a `FastPath` ("none" and "fp32" mean no autocast)."""
+    mode = None if autocast in (None, "none", "fp32", False) else str(autocast)
+    return FastPath(autocast=mode, channels_last=bool(channels_last), compile=bool(compile))
+
+
+def _register_query_model(spec: ModelSpec) -> None:
+    def build(
+        *,
+        device: torch.device,
+        weights: str | None = None,
+        autocast: str | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
+        score_threshold: float | None = None,
+        mask_threshold: float | None = None,
+        overlap_threshold: float | None = None,
+        short_side: int | None = None,
+        max_side: int | None = None,
+    ):
+        from .hf import QueryPanopticModel, load_hf_network
+
+        fast = fast_path(autocast, channels_last, compile)  # option errors before any loading
+        net = load_hf_network(spec, weights)
+        return QueryPanopticModel(
+            spec,
+            net,
+            device=device,
+            fast=fast,
+            score_threshold=score_threshold,
+            mask_threshold=mask_threshold,
+            overlap_threshold=overlap_threshold,
+            short_side=short_side,
+            max_side=max_side,
+        )
+
+    _register(spec, build)
+
+
+def _register_maskrcnn_model(spec: ModelSpec) -> None:
+    def build(
+        *,
+        device: torch.device,
+        weights: str | None = None,
+        autocast: str | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
+        score_threshold: float | None = None,
+        mask_threshold: float | None = None,
+        overlap_threshold: float | None = None,
+        stuff_area_threshold: int | None = None,
+        short_side: int | None = None,
+        max_side: int | None = None,
+        max_instances: int = 100,
+    ):
+        from .maskrcnn import MaskRCNNPanopticModel, load_maskrcnn_network
+
+        fast = fast_path(autocast, channels_last, compile)
+        short = spec.resize.short_side if short_side is None else int(short_side)
+        long = spec.resize.max_side if max_side is None else int(max_side)
+        if short <= 0 or long < short:
+            raise ModelError(f"model {spec.name!r}: short_side {short} and max_side {long}; expected 0 < short_side <= max_side")
+        if max_instances < 1:
+            raise ModelError(f"model {spec.name!r} option max_instances is {max_instances}; expected >= 1")
+        net = load_maskrcnn_network(spec, weights, short_side=short, max_side=long)
+        net.detector.roi_heads.detections_per_img = int(max_instances)
+        return MaskRCNNPanopticModel(
+            spec,
+            net,
+            device=device,
+            fast=fast,
+            score_threshold=score_threshold,
+            mask_threshold=mask_threshold,
+            overlap_threshold=overlap_threshold,
+            stuff_area_threshold=stuff_area_threshold,
+        )
+
+    _register(spec, build)
+
+
+def _register(spec: ModelSpec, build) -> None:
+    build.__name__ = f"build_{spec.name.replace('-', '_')}"
+    build.__doc__ = spec.description
+    register_model(
+        spec.name,
+        description=spec.description,
+        dataset=spec.meta.name,
+        pq=spec.pq,
+        license=spec.license,
+        weights_cached=spec.weights_cached if spec.weights is not None else None,
+        spec=spec,
+    )(build)
+
+
+for _spec in SPECS.values():
+    if _spec.family in ("detr", "mask2former"):
+        _register_query_model(_spec)
+    else:
+        _register_maskrcnn_model(_spec)
