@@ -3,7 +3,9 @@
 Generates 6 sequences x 60 frames at 432x240: stuff bands (sky, building, vegetation,
 sidewalk, road), moving cars and pedestrians with track ids, a void strip and crowd blobs;
 the prediction shifts boundaries, swaps some ids, confuses some classes and drops objects.
-Prints frames per second for each metric alone and for STQ + PQ + VPQ together.
+Prints frames per second for each metric alone and for STQ + PQ + VPQ together, then the
+same data written as KITTI-STEP PNG folders and scored the way ``vpanoptic eval`` does
+(PNG decoding included).
 
     python benchmarks/eval_speed.py [--sequences 6] [--frames 60]
 """
@@ -11,12 +13,16 @@ Prints frames per second for each metric alone and for STQ + PQ + VPQ together.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 from vpanoptic.datasets import KITTI_STEP
 from vpanoptic.eval import evaluate_sequences
+from vpanoptic.eval.formats import write_step
+from vpanoptic.eval.run import evaluate_paths
 
 H, W = 240, 432
 
@@ -85,6 +91,15 @@ def main() -> None:
         dt = time.perf_counter() - start
         values = ", ".join(f"{k}={v:.4f}" for k, v in res.items() if isinstance(v, float))
         print(f"{'+'.join(m.upper() for m in metrics):12s} {n / dt:8.1f} frames/s  ({values})")
+    with tempfile.TemporaryDirectory() as tmp:
+        names = [f"{s:04d}" for s in range(args.sequences)]
+        write_step(Path(tmp) / "gt", dict(zip(names, gt)))
+        write_step(Path(tmp) / "pred", dict(zip(names, pred)))
+        start = time.perf_counter()
+        res = evaluate_paths(Path(tmp) / "gt", Path(tmp) / "pred", metrics=("stq", "pq", "vpq"), progress=False)
+        dt = time.perf_counter() - start
+        print(f"{'eval PNGs':12s} {n / dt:8.1f} frames/s  ({n} frames in {dt:.2f} s; "
+              f"STQ={res['STQ']:.4f}, PQ={res['PQ']:.4f}, VPQ={res['VPQ']:.4f})")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+
 from .types import Category, DatasetMeta
 
-__all__ = ["CITYSCAPES", "KITTI_STEP", "get_meta"]
+__all__ = ["CITYSCAPES", "COCO_PANOPTIC", "KITTI_STEP", "MOTCHALLENGE_STEP", "VIPSEG", "get_meta"]
 
 # Cityscapes train ids 0..18 with the official colours (cityscapesScripts labels.py).
 _CITYSCAPES_CLASSES = [
@@ -45,7 +48,51 @@ KITTI_STEP = DatasetMeta(
     void_id=255,
 )
 
-_METAS = {m.name: m for m in (CITYSCAPES, KITTI_STEP)}
+# MOTChallenge-STEP: 7 classes (deeplab2 g3doc/setup/motchallenge_step.md), only person is
+# a tracked thing; colours are the Cityscapes colours of the same classes.
+MOTCHALLENGE_STEP = DatasetMeta(
+    name="motchallenge-step",
+    categories=(
+        Category(0, "sidewalk", False, (244, 35, 232)),
+        Category(1, "building", False, (70, 70, 70)),
+        Category(2, "vegetation", False, (107, 142, 35)),
+        Category(3, "sky", False, (70, 130, 180)),
+        Category(4, "person", True, (220, 20, 60)),
+        Category(5, "rider", False, (255, 0, 0)),
+        Category(6, "bicycle", False, (119, 11, 32)),
+    ),
+    label_divisor=1000,
+    void_id=255,
+)
+
+
+def _load_categories(file_name: str) -> tuple[Category, ...]:
+    """Categories from a JSON list of ``{"id", "name", "isthing", "color"}`` in vpanoptic/data."""
+    text = resources.files("vpanoptic").joinpath("data", file_name).read_text(encoding="utf-8")
+    return tuple(
+        Category(int(c["id"]), str(c["name"]), bool(c["isthing"]), tuple(c["color"])) for c in json.loads(text)
+    )
+
+
+# COCO panoptic: 133 categories (80 things, 53 stuff) with ids 1..200, exactly
+# panopticapi's panoptic_coco_categories.json. Segment id 0 is void; as STEP labels, void is 255.
+COCO_PANOPTIC = DatasetMeta(
+    name="coco-panoptic",
+    categories=_load_categories("coco_panoptic_categories.json"),
+    label_divisor=1000,
+    void_id=255,
+)
+
+# VIPSeg: 124 categories (58 things) with ids 0..123, exactly the VIPSeg repository's
+# panoVIPSeg_categories.json; void is 255 as STEP labels (0 in the raw panomasks).
+VIPSEG = DatasetMeta(
+    name="vipseg",
+    categories=_load_categories("vipseg_categories.json"),
+    label_divisor=1000,
+    void_id=255,
+)
+
+_METAS = {m.name: m for m in (CITYSCAPES, KITTI_STEP, MOTCHALLENGE_STEP, COCO_PANOPTIC, VIPSEG)}
 
 
 def get_meta(name: str) -> DatasetMeta:

@@ -265,3 +265,24 @@ def test_deeplab2_rejects_unknown_classes():
     pq = PanopticQuality(num_classes=2)
     with pytest.raises(ValueError, match="classes"):
         pq.update(np.zeros((2, 2), int), np.full((2, 2), 5000))
+
+
+def test_panopticapi_counts_only_the_last_crowd_segment_of_a_category():
+    """panopticapi evaluation.py fills ``crowd_labels_dict[category] = gt_label`` while walking
+    ``segments_info``, so only the last crowd segment of a category waives FPs. Row of 10 px:
+    gt crowd A (id 1, px 0-3), stuff B (id 3, px 4-7), crowd A (id 2, px 8-9); pred A (id 10)
+    on px 0-3 lies on the *first* crowd only -> FP; pred B (id 11) matches. PQ = (0 + 1) / 2."""
+    gt = np.array([[1, 1, 1, 1, 3, 3, 3, 3, 2, 2]])
+    pred = np.array([[10, 10, 10, 10, 11, 11, 11, 11, 0, 0]])
+    gt_segments = [{"id": 1, "category_id": 1, "iscrowd": 1}, {"id": 3, "category_id": 2, "iscrowd": 0},
+                   {"id": 2, "category_id": 1, "iscrowd": 1}]
+    pred_segments = [{"id": 10, "category_id": 1}, {"id": 11, "category_id": 2}]
+    pq = COCOPanopticQuality(categories={1: True, 2: False})
+    pq.update(gt, gt_segments, pred, pred_segments)
+    r = pq.result()
+    assert r["per_class"][1]["FP"] == 1 and r["PQ"] == pytest.approx(0.5)
+    # Listed the other way round, the crowd under the prediction is the last one: no FP.
+    pq = COCOPanopticQuality(categories={1: True, 2: False})
+    pq.update(gt, [gt_segments[2], gt_segments[1], gt_segments[0]], pred, pred_segments)
+    r = pq.result()
+    assert r["per_class"][1]["FP"] == 0 and r["PQ"] == pytest.approx(1.0)

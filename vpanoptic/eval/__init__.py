@@ -12,7 +12,10 @@ maps ``semantic * label_divisor + instance`` — through ``update(...)`` and rep
 - `MOTSMetrics`: MOTSA, sMOTSA, MOTSP, IDS (mots_tools rules).
 - `PanopticTrackingQuality`: PTQ / sPTQ (MOPT).
 
-`evaluate_sequences` runs several of them over whole sequences with a `DatasetMeta`.
+`Evaluator` feeds one frame to several of them at once; `evaluate_sequences` runs it over
+in-memory sequences with a `DatasetMeta`. Benchmark layouts (KITTI-STEP, MOTChallenge-STEP,
+Cityscapes-VPS, VIPSeg, COCO panoptic, MOTS) are read and written by `vpanoptic.eval.formats`;
+``vpanoptic eval`` is `vpanoptic.eval.run`, ``vpanoptic experiment`` `vpanoptic.eval.experiment`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 
 from ..types import DatasetMeta
 from .common import PairTable, pair_table, pq_summary, to_panoptic
+from .evaluator import Evaluator
 from .mots import MOTSMetrics, objects_from_id_map
 from .pq import COCOPanopticQuality, PanopticQuality
 from .ptq import PanopticTrackingQuality
@@ -31,6 +35,7 @@ from .vpq import VideoPanopticQuality, VPSNetVideoPanopticQuality
 
 __all__ = [
     "COCOPanopticQuality",
+    "Evaluator",
     "METRICS",
     "MOTSMetrics",
     "PairTable",
@@ -60,31 +65,6 @@ def _check_frames(gt_frames, pred_frames) -> None:
             raise ValueError(f"sequence {s}: {len(gt_seq)} ground-truth frames but {len(pred_seq)} predicted frames")
 
 
-def _panoptic(frame, meta: DatasetMeta, what: str) -> np.ndarray:
-    """Validated ``(H, W) int64`` panoptic map of a (semantic, instance) pair."""
-    if not isinstance(frame, (tuple, list)) or len(frame) != 2:
-        raise ValueError(f"{what}: expected a (semantic, instance) pair")
-    pan = to_panoptic(tuple(frame), label_divisor=meta.label_divisor, what=what)
-    sem = np.asarray(frame[0]).astype(np.int64, copy=False)
-    present = np.flatnonzero(np.bincount(sem.reshape(-1))) if sem.size else np.zeros(0, np.int64)
-    meta.check_ids(present[present != meta.void_id])
-    return pan
-
-
-def _mots_map(pan: np.ndarray, meta: DatasetMeta, is_thing: np.ndarray, ground_truth: bool) -> np.ndarray:
-    """STEP panoptic map → MOTS id map: things with instance > 0 are objects; in the ground
-    truth, crowd (thing instance 0) and void pixels form the ignore region."""
-    div = meta.label_divisor
-    sem = pan // div
-    inst = pan % div
-    thing = is_thing[np.minimum(sem, is_thing.size - 1)]
-    ids = np.where(thing & (inst > 0), pan, 0)
-    if ground_truth:
-        ignore = (sem == meta.void_id) | (thing & (inst == 0))
-        ids = np.where(ignore, meta.void_id * div, ids)
-    return ids
-
-
 def evaluate_sequences(
     gt_frames: Sequence[Sequence[FramePair]],
     pred_frames: Sequence[Sequence[FramePair]],
@@ -107,7 +87,8 @@ def evaluate_sequences(
         vpq_window_sizes: frames per VPQ window.
     Returns:
         Top-level numbers for the requested metrics — ``STQ``, ``AQ``, ``SQ`` (stq); ``PQ``
-        (pq); ``VPQ`` (vpq); ``VPQ_vpsnet``; ``PTQ``, ``sPTQ``; ``MOTSA``, ``sMOTSA`` — and
+        (pq); ``VPQ`` (vpq); ``VPQ_vpsnet``; ``PTQ``, ``sPTQ``; ``MOTSA``, ``sMOTSA``, ``MOTSP``,
+        ``IDS`` (mots) — and
         the full result dict of each metric under its lower-case name ("stq", "pq", ...).
     Raises:
         ValueError: unknown metric names, mismatched sequence / frame counts, frame sizes
@@ -117,65 +98,14 @@ def evaluate_sequences(
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; expected any of {list(METRICS)}")
     _check_frames(gt_frames, pred_frames)
-    ids = [c.id for c in meta.categories]
-    num_classes = max(ids) + 1
-    things = list(meta.thing_ids)
-    common = dict(num_classes=num_classes, ignore_label=meta.void_id, label_divisor=meta.label_divisor)
-    offset = max(256 ** 3, (max(num_classes, meta.void_id) + 1) * meta.label_divisor)
-    acc: dict = {}
-    if "stq" in metrics:
-        acc["stq"] = STQuality(things_list=things, offset=offset, **common)
-    if "pq" in metrics:
-        acc["pq"] = PanopticQuality(things_list=things, offset=offset, **common)
-    if "vpq" in metrics:
-        acc["vpq"] = VideoPanopticQuality(things_list=things, offset=offset, window_sizes=vpq_window_sizes, **common)
-    if "vpq_vpsnet" in metrics:
-        acc["vpq_vpsnet"] = VPSNetVideoPanopticQuality(things_list=things, window_sizes=vpq_window_sizes, **common)
-    if "ptq" in metrics:
-        acc["ptq"] = PanopticTrackingQuality(things_list=things, offset=offset, **common)
-    if "mots" in metrics:
-        acc["mots"] = MOTSMetrics(class_ids=things, ignore_class=meta.void_id, class_divisor=meta.label_divisor)
-    is_thing = np.isin(np.arange(max(num_classes, meta.void_id) + 1), things)
-    metric_table = PanopticQuality(offset=offset, **common).frame_table
-
+    evaluator = Evaluator(meta, metrics, vpq_window_sizes=vpq_window_sizes)
     for s, (gt_seq, pred_seq) in enumerate(zip(gt_frames, pred_frames)):
         for f, (gt, pred) in enumerate(zip(gt_seq, pred_seq)):
-            where = f"sequence {s} frame {f}"
             try:
-                y_true = _panoptic(gt, meta, "ground truth")
-                y_pred = _panoptic(pred, meta, "prediction")
-                if y_true.shape != y_pred.shape:
-                    raise ValueError(f"ground truth {y_true.shape} and prediction {y_pred.shape} sizes differ")
-                table = None
-                for name, metric in acc.items():
-                    if name in ("pq", "vpq", "ptq"):  # same deeplab2 settings: count pixels once
-                        table = metric_table(y_true, y_pred) if table is None else table
-                        if name == "pq":
-                            metric.update_table(table)
-                        else:
-                            metric.update_table(table, s)
-                    elif name == "mots":
-                        metric.update(
-                            _mots_map(y_true, meta, is_thing, True), _mots_map(y_pred, meta, is_thing, False), s
-                        )
-                    else:
-                        metric.update(y_true, y_pred, s)
+                evaluator.update(gt, pred, s)
             except ValueError as err:
-                raise ValueError(f"{where}: {err}") from None
-
-    out: dict = {}
-    details = {name: metric.result() for name, metric in acc.items()}
-    if "stq" in details:
-        out.update(STQ=details["stq"]["STQ"], AQ=details["stq"]["AQ"], SQ=details["stq"]["SQ"])
-    if "pq" in details:
-        out["PQ"] = details["pq"]["PQ"]
-    if "vpq" in details:
-        out["VPQ"] = details["vpq"]["VPQ"]
-    if "vpq_vpsnet" in details:
-        out["VPQ_vpsnet"] = details["vpq_vpsnet"]["VPQ"]
-    if "ptq" in details:
-        out.update(PTQ=details["ptq"]["PTQ"], sPTQ=details["ptq"]["sPTQ"])
-    if "mots" in details:
-        out.update(MOTSA=details["mots"]["all"]["MOTSA"], sMOTSA=details["mots"]["all"]["sMOTSA"])
-    out.update(details)
+                raise ValueError(f"sequence {s} frame {f}: {err}") from None
+    out = evaluator.result()
+    if "vpq_vpsnet" in metrics and "vpq" not in metrics:
+        out["VPQ_vpsnet"] = out.pop("VPQ")
     return out

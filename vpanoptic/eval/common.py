@@ -204,6 +204,7 @@ def match_segments(
     gt_is_void: Callable[[np.ndarray], np.ndarray],
     crowd_in_fp_filter: bool,
     iou_threshold: float = 0.5,
+    gt_fp_crowd: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> PQMatch:
     """PQ matching of ground-truth and predicted segments, vectorised over the pair table.
 
@@ -227,6 +228,9 @@ def match_segments(
         gt_is_void: ``(K,) gt labels -> (K,) bool``, the labels whose overlap is void overlap.
         crowd_in_fp_filter: count same-category crowd overlap in rule 5 (panopticapi, VPSNet).
         iou_threshold: the matching threshold of rule 3.
+        gt_fp_crowd: ``(G,) gt labels -> (G,) bool``, the crowd segments whose overlap rule 5
+            counts (default: every crowd segment). panopticapi keeps one crowd segment per
+            category, the last one listed in ``segments_info``.
     """
     g_u, g_inv = np.unique(table.gt, return_inverse=True)
     p_u, p_inv = np.unique(table.pred, return_inverse=True)
@@ -244,7 +248,8 @@ def match_segments(
     same_cat = g_cat[g_inv] == p_cat[p_inv]  # [K]
     ignored_ov = void_ov
     if crowd_in_fp_filter:
-        crowd_pair = g_crowd[g_inv] & same_cat & ~void_pair
+        fp_crowd = g_crowd if gt_fp_crowd is None else gt_fp_crowd(g_u)
+        crowd_pair = fp_crowd[g_inv] & same_cat & ~void_pair
         ignored_ov = void_ov + np.bincount(p_inv[crowd_pair], weights=n[crowd_pair], minlength=p_u.size)
 
     # Steps 1-3: candidates and their IoU.

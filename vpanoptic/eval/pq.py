@@ -28,7 +28,8 @@ Two accumulators, because the two reference implementations differ in what is ig
   * id 0 is VOID; ground-truth segments with ``iscrowd = 1`` are never matched and never FN;
   * the IoU union leaves out the predicted segment's VOID pixels (not its crowd pixels);
   * an unmatched predicted segment is not a FP when more than half of it lies on VOID plus
-    the crowd region of its own category;
+    the crowd region of its own category (panopticapi's ``crowd_labels_dict`` keeps one crowd
+    segment per category: the last one listed in ``segments_info``);
   * every category of ``categories`` counts, with its ``isthing`` flag for the splits.
   Ground-truth areas are pixel counts of the id map (panopticapi reads the JSON ``area``,
   which equals the pixel count for well-formed data).
@@ -290,6 +291,9 @@ class COCOPanopticQuality:
         p_row = _Lookup(p_seg)
         g_cat_pad = np.append(g_cat, -1)
         g_crowd_pad = np.append(g_crowd, False)
+        last_crowd = {int(c): i for i, c in enumerate(g_cat.tolist()) if g_crowd[i]}  # category -> row
+        g_fp_crowd_pad = np.zeros(g_seg.size + 1, bool)
+        g_fp_crowd_pad[list(last_crowd.values())] = True
         p_cat_pad = np.append(p_cat, -2)
 
         def gt_info(labels):
@@ -306,6 +310,7 @@ class COCOPanopticQuality:
             pred_info=pred_info,
             gt_is_void=lambda labels: labels == self.VOID,
             crowd_in_fp_filter=True,
+            gt_fp_crowd=lambda labels: g_fp_crowd_pad[g_row(labels)],
         )
         iou, tp, fp, fn = match.per_class(self.category_ids.size)
         # Ground-truth segments listed in the JSON but absent from the PNG are still FN.
