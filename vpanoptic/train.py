@@ -1,0 +1,114 @@
+"""Train the default model (StreetNet) on the synthetic street world, on the CPU, from scratch.
+
+    python -m vpanoptic.train --out streetnet.pt [--steps 3000] [--seed 0] [--threads 1]
+    vpanoptic train --out streetnet.pt ...          (the same, through the CLI)
+
+Data is rendered on the fly: every batch is a pure function of (seed, step), so a run is
+reproducible from its seed and resumes exactly from its periodic state file
+(``OUT.state.pt``, every ``--save-every`` steps; ``--resume``). The log has the losses every
+``--log-every`` steps and the validation PQ / mIoU on held-out worlds every ``--val-every``
+steps; the checkpoint and its ``.sha256`` are written to ``--out`` at the end. The loop
+itself is `vpanoptic.models.street_train`; this module only parses arguments (no torch
+import at CLI start-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .errors import UserError
+
+__all__ = ["add_arguments", "run_from_args", "main"]
+
+# Defaults of the shipped model's run (README "Retraining the default model").
+DEFAULT_STEPS = 3000
+DEFAULT_BATCH = 8
+DEFAULT_LR = 2e-3
+DEFAULT_CROP = (320, 192)
+DEFAULT_INPUT_SIZE = (384, 216)
+DEFAULT_SCALE = (0.45, 0.8)
+TINY_CROP = (96, 64)
+TINY_NET = {"widths": (8, 8, 16, 16, 16), "blocks": (1, 1, 1), "decoder": (16, 8)}
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        return w, h
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size is {text!r}; expected WIDTHxHEIGHT, e.g. 384x216") from None
+
+
+def _scale(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scale is {text!r}; expected LO,HI, e.g. 0.45,0.8") from None
+    if not 0 < lo <= hi <= 2:
+        raise argparse.ArgumentTypeError(f"scale is {text!r}; expected 0 < LO <= HI <= 2")
+    return lo, hi
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `vpanoptic train` / `python -m vpanoptic.train`."""
+    p.add_argument("--out", required=True, help="checkpoint to write (a .sha256 is written beside it)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the whole run (data, init)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    p.add_argument("--lr", type=float, default=DEFAULT_LR, help="peak AdamW learning rate (poly decay)")
+    p.add_argument("--crop", type=_size, default=DEFAULT_CROP, help="training crop WxH")
+    p.add_argument("--input-size", type=_size, default=DEFAULT_INPUT_SIZE,
+                   help="network input WxH for 640x360 video, stored in the checkpoint")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
+    p.add_argument("--workers", type=int, default=1, help="data processes (0 = render in the training process)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT.state.pt if it exists")
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--val-every", type=int, default=500, help="validation PQ every N steps (0 = only at the end)")
+    p.add_argument("--save-every", type=int, default=200, help="write OUT.state.pt every N steps (0 = never)")
+    p.add_argument("--scale", type=_scale, default=DEFAULT_SCALE,
+                   help="range LO,HI of the downscale of the 640x360 frames before cropping")
+    p.add_argument("--init", help="checkpoint to start from (fine-tuning; its .sha256 must be beside it)")
+    p.add_argument("--tiny", action="store_true", help="a tiny network and crop (tests, smoke runs)")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Build the `TrainConfig` from parsed arguments and train. Bad values raise `UserError`."""
+    for name in ("steps", "batch_size", "threads", "log_every"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} is {getattr(args, name)}; expected >= 1")
+    if args.workers < 0 or args.val_every < 0 or args.save_every < 0:
+        raise UserError("--workers, --val-every and --save-every must be >= 0")
+    if not args.lr > 0:
+        raise UserError(f"--lr is {args.lr}; expected > 0")
+    import torch
+
+    from .models.street_data import DataParams
+    from .models.street_train import TrainConfig, train
+
+    torch.set_num_threads(args.threads)
+    data = DataParams(crop=TINY_CROP if args.tiny else args.crop, scale=args.scale)
+    cfg = TrainConfig(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                      input_size=args.input_size, net=dict(TINY_NET) if args.tiny else {}, data=data,
+                      init=args.init)
+    train(cfg, args.out, resume=args.resume, workers=args.workers, log_every=args.log_every,
+          val_every=args.val_every, save_every=args.save_every,
+          log=lambda msg: print(time.strftime("%H:%M:%S"), msg, flush=True))
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vpanoptic.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return run_from_args(args)
+    except UserError as exc:
+        print(f"{p.prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
