@@ -72,3 +72,16 @@ def test_parse_policy():
     for bad in ("staleness:", "staleness:-1", "newest"):
         with pytest.raises(ConfigError):
             parse_policy(bad)
+
+
+def test_typed_values_win_over_overrides_and_none_is_skipped(tmp_path):
+    cfg = load_config(
+        None,
+        ["model.batch_size=2", "input.max_frames=5"],
+        {"model.batch_size": 4, "input.max_frames": None, "model.options.weights": "a b=c.pt", "output.save": "jsonl"},
+    )
+    assert cfg.model.batch_size == 4 and cfg.input.max_frames == 5
+    assert cfg.model.options == {"weights": "a b=c.pt"}  # a path stays a string, whatever its characters
+    assert cfg.output.save == ("jsonl",)
+    with pytest.raises(ConfigError, match="expected an integer"):
+        load_config(None, (), {"model.batch_size": "four"})

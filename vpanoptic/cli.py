@@ -2,9 +2,14 @@
 
     vpanoptic run INPUT -o OUTDIR [--model NAME] [--device auto|cpu|cuda] [--config FILE]
                   [--set key=value ...] [--save video,png,coco,jsonl] [--policy ...]
-                  [--max-frames N] [--realtime]
+                  [--max-frames N] [--realtime] [--weights PATH]
     vpanoptic synth OUTDIR [--frames N] [--seed S] [--size WxH] [--fps F] [--scenario NAME]
     vpanoptic models
+    vpanoptic track PRED_DIR -o OUTDIR [--fps F] [--tracker NAME] [--set key=value ...]
+    vpanoptic eval GT PRED [--format kitti-step|...] [--metrics stq,pq,vpq,motsa,ptq] [--json OUT.json]
+    vpanoptic experiment SPEC.yaml [-o OUT]
+    vpanoptic live SOURCE [-o OUT] [--headless OUT.mp4] [--duration S] [--policy ...]
+    vpanoptic batch INPUT_DIR -o OUTPUT_DIR [--workers N] [--glob '*.mp4'] [--force]
 
 User errors (missing file, bad config key, unknown model, ...) print one line and exit 2.
 Ctrl-C or SIGTERM stop cleanly (outputs so far stay valid) and exit 130.
@@ -16,7 +21,6 @@ import argparse
 import signal
 import sys
 import traceback
-from pathlib import Path
 from typing import Sequence
 
 from . import __version__
@@ -58,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--realtime", action="store_true", help="play a file at its native rate, like a live camera")
     run.add_argument("--batch-size", type=int, help="frames per model call")
     run.add_argument("--threads", type=int, help="torch threads (0 = default)")
+    run.add_argument("--weights", metavar="PATH", help="local weights file or folder for --model (instead of the download cache)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     synth = sub.add_parser("synth", help="render a synthetic street clip with exact ground truth")
@@ -70,6 +75,60 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
     sub.add_parser("models", help="list the registered models")
+
+    track = sub.add_parser("track", help="give per-frame KITTI-STEP predictions temporally consistent instance ids")
+    track.add_argument("pred_dir", help="PRED_DIR/<sequence>/<frame>.png (or one folder of frames); R = class, G*256+B = instance")
+    track.add_argument("-o", "--output", required=True, help="output folder (same layout)")
+    track.add_argument("--fps", type=float, default=10.0, help="frame rate for timestamps (default 10, KITTI)")
+    track.add_argument("--tracker", help="hungarian (default) | greedy | none")
+    track.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="tracker option, e.g. max_lost_seconds=2")
+
+    ev = sub.add_parser("eval", help="score predictions against benchmark ground truth (STQ, PQ, VPQ, MOTSA, PTQ)")
+    ev.add_argument("gt", help="ground truth: a folder (or JSON / txt file) in the chosen format")
+    ev.add_argument("pred", help="prediction in the same format")
+    ev.add_argument("--format", default="kitti-step",
+                    help="kitti-step | motchallenge-step | cityscapes-vps | vipseg | coco | mots")
+    ev.add_argument("--metrics", help="comma-separated: stq,pq,vpq,motsa,ptq (default stq,pq,vpq; coco: pq; mots: motsa)")
+    ev.add_argument("--json", metavar="OUT.json", help="also write all numbers and details as JSON")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    ex = sub.add_parser("experiment", help="run a grid of tracker / model configurations and compare them")
+    ex.add_argument("spec", help="experiment YAML (see configs/experiments/)")
+    ex.add_argument("-o", "--output", help="output folder (default: the spec's `output`, else runs/<spec name>)")
+    ex.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    live = sub.add_parser("live", help="show a webcam, stream or file live with its overlay (window or --headless file)")
+    live.add_argument("input", help="webcam:N, /dev/videoN, rtsp:// or http(s):// URL, or a video file (played in real time)")
+    live.add_argument("-o", "--output", help="folder for summary.json, snapshots and --save outputs (default: none)")
+    live.add_argument("--headless", metavar="OUT.mp4", help="write the overlay video to this file instead of a window")
+    live.add_argument("--model", help="model name (see `vpanoptic models`)")
+    live.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    live.add_argument("--config", help="YAML config file (e.g. configs/live.yaml)")
+    live.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    live.add_argument("--save", help="also save (needs -o): video,png,coco,jsonl")
+    live.add_argument("--policy", help="frame policy (default latest): every | latest | staleness:SECONDS")
+    live.add_argument("--duration", type=float, help="stop after this many seconds")
+    live.add_argument("--max-frames", type=int, help="stop after N frames")
+    live.add_argument("--no-realtime", action="store_true", help="read a file as fast as possible instead of at its rate")
+    live.add_argument("--threads", type=int, help="torch threads (0 = default)")
+
+    batch = sub.add_parser("batch", help="process every video of a folder, one output folder each, resumable")
+    batch.add_argument("input", help="folder of videos")
+    batch.add_argument("-o", "--output", required=True, help="output folder (one subfolder per video + batch_report.csv/json)")
+    batch.add_argument("--workers", type=int, default=1, help="worker processes (default 1); torch threads are split among them")
+    batch.add_argument("--glob", help="file pattern, e.g. '*.mp4' (default: common video extensions)")
+    batch.add_argument("--force", action="store_true", help="redo videos that are already complete")
+    batch.add_argument("--model", help="model name (see `vpanoptic models`)")
+    batch.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    batch.add_argument("--config", help="YAML config file (see configs/)")
+    batch.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    batch.add_argument("--save", help="comma-separated outputs: video,png,coco,jsonl")
+    batch.add_argument("--threads", type=int, help="torch threads per worker (0 = cores / workers)")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    from .train import add_arguments as add_train_arguments  # argparse only, no torch
+
+    add_train_arguments(sub.add_parser("train", help="train the default model (StreetNet) on the synthetic world, on the CPU"))
     return parser
 
 
@@ -77,21 +136,21 @@ def _cmd_run(args) -> int:
     from .config import load_config
     from .runner import run_video
 
-    overrides = list(args.set)
-    for key, value in (
-        ("model.name", args.model),
-        ("model.device", args.device),
-        ("output.save", args.save),
-        ("input.policy", args.policy),
-        ("input.max_frames", args.max_frames),
-        ("model.batch_size", args.batch_size),
-        ("model.threads", args.threads),
-    ):
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    if args.realtime:
-        overrides.append("input.realtime=true")
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(
+        args.config,
+        args.set,
+        {
+            "model.name": args.model,
+            "model.device": args.device,
+            "output.save": args.save,
+            "input.policy": args.policy,
+            "input.max_frames": args.max_frames,
+            "model.batch_size": args.batch_size,
+            "model.threads": args.threads,
+            "input.realtime": True if args.realtime else None,
+            "model.options.weights": args.weights,
+        },
+    )
     summary = run_video(args.input, args.output, cfg, progress=not args.no_progress)
     lat = summary["latency_ms"]
     print(
@@ -139,12 +198,57 @@ def _cmd_models(args) -> int:
 
     entries = list_models()
     width = max(len(e.name) for e in entries)
+    dwidth = max(len(e.dataset) for e in entries)
+    print(f"{'name':<{width}}  {'dataset':<{dwidth}}  {'PQ':>5}  {'weights':<10}  description")
     for e in entries:
-        print(f"{e.name:<{width}}  [{e.dataset}]  {e.description}")
+        pq = f"{e.pq:.1f}" if e.pq is not None else "-"
+        if e.weights_cached is None:
+            cached = "--weights" if e.spec is not None else "-"  # bring your own / needs none
+        else:
+            cached = "cached" if e.weights_cached() else "not cached"
+        print(f"{e.name:<{width}}  {e.dataset:<{dwidth}}  {pq:>5}  {cached:<10}  {e.description}")
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "synth": _cmd_synth, "models": _cmd_models}
+def _cmd_eval(args) -> int:
+    from .eval.run import run_eval
+
+    return run_eval(args)
+
+
+def _cmd_experiment(args) -> int:
+    from .eval.experiment import run_experiment_cli
+
+    return run_experiment_cli(args)
+
+
+def _cmd_train(args) -> int:
+    from .train import run_from_args
+
+    return run_from_args(args)
+
+
+def _cmd_live(args) -> int:
+    from .live import main_from_args
+
+    return main_from_args(args)
+
+
+def _cmd_batch(args) -> int:
+    from .batch import main_from_args
+
+    return main_from_args(args)
+
+
+def _cmd_track(args) -> int:
+    from .tracking.offline import run_track_command
+
+    return run_track_command(args.pred_dir, args.output, fps=args.fps, tracker=args.tracker, overrides=args.set)
+
+
+COMMANDS = {"run": _cmd_run, "synth": _cmd_synth, "models": _cmd_models, "eval": _cmd_eval,
+            "experiment": _cmd_experiment, "train": _cmd_train, "live": _cmd_live, "batch": _cmd_batch,
+            "track": _cmd_track}
 
 
 def _raise_keyboard_interrupt(signum, frame):

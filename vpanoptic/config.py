@@ -80,6 +80,12 @@ class InputConfig:
     realtime: play a file at its native rate, as if it were a live camera.
     max_frames: stop after this many decoded frames (None = all).
     fps: frame rate assumed for image directories (their files have no timestamps).
+    reconnect: network streams reconnect with back-off after a drop or a stall.
+    stall_timeout_s: a stream that delivers no data or no frame for this long has stalled
+        (the watchdog): reconnect (or fail, without `reconnect`).
+    reconnect_give_up_s: a stream that cannot be reconnected for this long is lost (error).
+    options: FFmpeg options for files, webcams and streams, e.g. a webcam's
+        ``{video_size: 1280x720, framerate: 30, input_format: mjpeg}``.
     """
 
     policy: str | None = None
@@ -87,6 +93,10 @@ class InputConfig:
     realtime: bool = False
     max_frames: int | None = None
     fps: float = 10.0
+    reconnect: bool = True
+    stall_timeout_s: float = 5.0
+    reconnect_give_up_s: float = 30.0
+    options: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.policy is not None:
@@ -97,20 +107,26 @@ class InputConfig:
             f"input.max_frames is {self.max_frames}; expected >= 1 or null",
         )
         _check(self.fps > 0, f"input.fps is {self.fps}; expected > 0")
+        _check(self.stall_timeout_s > 0, f"input.stall_timeout_s is {self.stall_timeout_s}; expected seconds > 0")
+        _check(
+            self.reconnect_give_up_s > 0,
+            f"input.reconnect_give_up_s is {self.reconnect_give_up_s}; expected seconds > 0",
+        )
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Which model runs and where.
 
-    name: registry name (`vpanoptic models` lists them).
+    name: registry name (`vpanoptic models` lists them); the default, "vpanoptic-street", is the
+        network whose weights ship inside the package (runs offline, real time on a CPU).
     device: "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
     batch_size: frames per forward pass (1 for lowest latency).
     threads: torch intra-op threads; 0 = vpanoptic's measured default (see README).
     options: model-specific keyword arguments (checked against the model's signature).
     """
 
-    name: str = "oracle"
+    name: str = "vpanoptic-street"
     device: str = "auto"
     batch_size: int = 1
     threads: int = 0
@@ -130,22 +146,81 @@ class ModelConfig:
 class TrackerConfig:
     """Association of thing instances across frames (mask IoU + Hungarian matching).
 
-    name: "hungarian" or "none" (per-frame ids only).
+    Every field but `name` is a keyword argument of the hungarian tracker (see
+    `vpanoptic.tracking.HungarianTracker` for the full meaning); the greedy baseline uses
+    `iou_threshold` only.
+
+    name: "hungarian" (default), "greedy" (previous-frame greedy IoU baseline) or "none".
     iou_threshold: minimum mask IoU for a match, in (0, 1].
-    max_lost_seconds: a track unseen for longer than this is removed.
+    min_containment, max_containment_ratio: a pair below the IoU threshold still matches when
+        the intersection covers this fraction of the smaller mask and the areas differ by at
+        most this factor (small objects whose masks grow and shrink).
+    max_lost_seconds: a confirmed track unseen for longer than this is removed.
+    min_hits: matches needed to confirm a track; tentative_max_lost_seconds: how long an
+        unconfirmed track survives unseen.
+    velocity_smoothing: weight of the newest step in the velocity average, in (0, 1].
+    velocity_area_change: a match whose area changed by more than this factor keeps the old velocity.
+    motion_prediction: move remembered masks by their velocity before matching (a lost track
+        for at most max_predict_seconds); static_hypothesis: also try them unmoved, keep the better IoU.
+    camera_motion: compensate the camera's motion (background homography); cmc_max_side:
+        image size (longer side, px) it is estimated at.
+    lost_last: tracks seen in the previous frame choose before lost tracks.
+    low_score_pass: match segments scoring below high_score_threshold after the others.
+    max_center_distance: centre-distance pass radius in object sizes (0 = off);
+        max_area_ratio: largest area ratio it pairs; center_weight: > 0 merges it into the IoU
+        pass with cost 1 - IoU + center_weight x distance.
+    small_object_area: masks count as at least this many pixels in area ratios and sizes.
+    max_pixels: larger frames are subsampled on a grid for association (0 = never).
     """
 
     name: str = "hungarian"
     iou_threshold: float = 0.3
-    max_lost_seconds: float = 1.0
+    min_containment: float = 0.8
+    max_containment_ratio: float = 5.0
+    max_lost_seconds: float = 1.5
+    min_hits: int = 2
+    tentative_max_lost_seconds: float = 0.3
+    velocity_smoothing: float = 0.5
+    velocity_area_change: float = 3.0
+    motion_prediction: bool = True
+    max_predict_seconds: float = 0.5
+    static_hypothesis: bool = False
+    camera_motion: bool = True
+    cmc_max_side: int = 320
+    lost_last: bool = True
+    low_score_pass: bool = True
+    high_score_threshold: float = 0.5
+    max_center_distance: float = 1.0
+    max_area_ratio: float = 4.0
+    center_weight: float = 0.0
+    small_object_area: float = 16.0
+    max_pixels: int = 250_000
 
     def __post_init__(self):
-        _check(self.name in ("hungarian", "none"), f"tracker.name is {self.name!r}; expected hungarian or none")
+        _check(
+            self.name in ("hungarian", "greedy", "none"),
+            f"tracker.name is {self.name!r}; expected hungarian, greedy or none",
+        )
         _check(
             0 < self.iou_threshold <= 1,
             f"tracker.iou_threshold is {self.iou_threshold}; expected 0 < x <= 1",
         )
-        _check(self.max_lost_seconds >= 0, f"tracker.max_lost_seconds is {self.max_lost_seconds}; expected >= 0")
+        _check(0 < self.min_containment <= 1, f"tracker.min_containment is {self.min_containment}; expected 0 < x <= 1")
+        for key in ("max_containment_ratio", "velocity_area_change", "max_area_ratio", "min_hits"):
+            _check(getattr(self, key) >= 1, f"tracker.{key} is {getattr(self, key)}; expected >= 1")
+        for key in ("max_lost_seconds", "tentative_max_lost_seconds", "max_center_distance", "max_pixels",
+                    "max_predict_seconds", "center_weight"):
+            _check(getattr(self, key) >= 0, f"tracker.{key} is {getattr(self, key)}; expected >= 0")
+        _check(
+            0 < self.velocity_smoothing <= 1,
+            f"tracker.velocity_smoothing is {self.velocity_smoothing}; expected 0 < x <= 1",
+        )
+        _check(
+            0 <= self.high_score_threshold <= 1,
+            f"tracker.high_score_threshold is {self.high_score_threshold}; expected 0 <= x <= 1",
+        )
+        _check(self.small_object_area >= 1, f"tracker.small_object_area is {self.small_object_area}; expected >= 1")
+        _check(self.cmc_max_side >= 32, f"tracker.cmc_max_side is {self.cmc_max_side}; expected >= 32")
 
 
 @dataclass(frozen=True)
@@ -265,18 +340,11 @@ def config_to_dict(cfg: Any) -> dict:
     return convert(dataclasses.asdict(cfg))
 
 
-def _set_override(tree: dict, assignment: str) -> None:
-    if "=" not in assignment:
-        raise ConfigError(f"--set expects key=value; got {assignment!r}")
-    key, raw = assignment.split("=", 1)
-    key = key.strip()
+def _set_value(tree: dict, key: str, value: Any) -> None:
+    """Put `value` at the dotted `key` of a nested dict (sections created as needed)."""
     parts = key.split(".")
     if not key or any(not p for p in parts):
-        raise ConfigError(f"--set expects key=value; got {assignment!r}")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+        raise ConfigError(f"config key {key!r} is empty or has an empty part")
     node = tree
     for p in parts[:-1]:
         child = node.get(p)
@@ -288,8 +356,30 @@ def _set_override(tree: dict, assignment: str) -> None:
     node[parts[-1]] = value
 
 
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
-    """Defaults ← YAML file ← ``key=value`` overrides, validated into a `RunConfig`."""
+def _set_override(tree: dict, assignment: str) -> None:
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects key=value; got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"--set expects key=value; got {assignment!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    _set_value(tree, key, value)
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    values: Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """Defaults ← YAML file ← ``key=value`` overrides ← `values`, validated into a `RunConfig`.
+
+    `values` maps dotted keys to already-typed values (command-line flags); None entries are
+    skipped, so unset flags leave the file and the overrides alone.
+    """
     tree: dict = {}
     if path is not None:
         path = Path(path)
@@ -306,6 +396,9 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         tree = loaded or {}
     for assignment in overrides:
         _set_override(tree, assignment)
+    for key, value in (values or {}).items():
+        if value is not None:
+            _set_value(tree, key, value)
     return _build(RunConfig, tree)
 
 

@@ -161,6 +161,7 @@ class RunStats:
     processed: int = 0
     dropped: int = 0
     damaged: int = 0
+    reconnects: int = 0
     wall_time: float = 0.0
     interrupted: bool = False
     stages: dict[str, StageTimer] = field(default_factory=dict)
@@ -180,6 +181,7 @@ class RunStats:
             "decoded": self.decoded,
             "dropped": self.dropped,
             "damaged_packets": self.damaged,
+            "reconnects": self.reconnects,
             "wall_time_s": round(self.wall_time, 4),
             "fps": round(self.processed / self.wall_time, 3) if self.wall_time > 0 else None,
             "stage_ms": {k: (round(v.mean_ms, 3) if v.mean_ms is not None else None) for k, v in self.stages.items()},
@@ -238,6 +240,13 @@ class Pipeline:
         self.threads: list[threading.Thread] = []
 
     # ----------------------------------------------------------------- helpers
+    def stop(self) -> None:
+        """Ask a running `run()` to finish early (thread-safe; e.g. a quit key in a sink).
+
+        The stages stop taking new frames, the sinks are closed and `run()` returns normally.
+        """
+        self._stop.set()
+
     def resolve_policy(self) -> FramePolicy:
         if isinstance(self._policy_arg, FramePolicy):
             return self._policy_arg
@@ -414,6 +423,7 @@ class Pipeline:
                 self.stats.queue_high_water = frames.high_water
             self.stats.dropped += getattr(self.source, "missed", 0)
             self.stats.damaged = getattr(self.source, "damaged", 0)
+            self.stats.reconnects = getattr(self.source, "reconnects", 0)
             self.stats.wall_time = time.perf_counter() - t_start
         if self._error is not None:
             raise self._error

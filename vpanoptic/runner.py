@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .config import RunConfig, config_to_dict
+from .config import InputConfig, RunConfig, config_to_dict
 from .errors import StageError, UserError
-from .io.sources import open_source
+from .io.sources import Source, StreamSource, open_source, source_kind
+from .models.base import PanopticModel
 from .models.registry import build_model
 from .pipeline import Pipeline
 from .runtime import configure_threads
@@ -23,7 +24,7 @@ from .sinks import build_sinks
 from .tracking import build_tracker
 from .types import PanopticFrame
 
-__all__ = ["run_video", "write_json_atomic"]
+__all__ = ["open_input", "run_video", "write_json_atomic"]
 
 SUMMARY_NAME = "summary.json"
 
@@ -36,6 +37,23 @@ def write_json_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
+def open_input(spec: str, cfg: InputConfig) -> Source:
+    """An unopened source for `spec` (see `open_source`) set up from `cfg`.
+
+    `cfg.fps` is the rate of image folders (and of frames without timestamps); a webcam gets
+    its own rate unless ``cfg.options`` asks for one (``framerate``). Network streams get
+    `cfg`'s reconnection settings.
+    """
+    options = {str(k): str(v) for k, v in cfg.options.items()} or None
+    fps = None if source_kind(spec) == "webcam" else cfg.fps
+    source = open_source(spec, fps=fps, options=options)
+    if isinstance(source, StreamSource):
+        source = StreamSource(source.url, fps=cfg.fps, options=source.options, reconnect=cfg.reconnect,
+                              read_timeout_s=cfg.stall_timeout_s, stall_timeout_s=cfg.stall_timeout_s,
+                              give_up_s=cfg.reconnect_give_up_s)
+    return source
+
+
 def run_video(
     input: str,
     out_dir: str | Path,
@@ -43,22 +61,26 @@ def run_video(
     *,
     progress: bool = False,
     on_frame: Callable[[PanopticFrame], None] | None = None,
+    model: PanopticModel | None = None,
 ) -> dict:
     """Segment and track `input` (file, image folder, webcam, stream) into `out_dir`.
 
     Writes the outputs named in `cfg.output.save` and `summary.json` (also after a failure or
     Ctrl-C, with `"status"` saying so). Returns the summary dict. Raises `UserError` for bad
     input or config, `StageError` if a stage fails, KeyboardInterrupt when interrupted.
+    `model`: a ready model to use (and leave open) instead of building `cfg.model`.
     """
     cfg = cfg or RunConfig()
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"output path exists and is not a directory: {out_dir}")
     threads = configure_threads(cfg.model.threads)
-    source = open_source(input, fps=cfg.input.fps)
+    source = open_input(input, cfg.input)
     source.open()  # input errors first, before a model is loaded
+    own_model = model is None  # a model passed in serves several runs: not closed here
     try:
-        model = build_model(cfg.model.name, device=cfg.model.device, input=input, **cfg.model.options)
+        if own_model:
+            model = build_model(cfg.model.name, device=cfg.model.device, input=input, **cfg.model.options)
     except BaseException:
         source.close()
         raise
@@ -127,4 +149,5 @@ def run_video(
             write_json_atomic(out_dir / SUMMARY_NAME, summary)
         return summary
     finally:
-        model.close()
+        if own_model:
+            model.close()

@@ -24,10 +24,22 @@ __all__ = ["ModelEntry", "register_model", "build_model", "list_models", "get_en
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """A registered model. The optional fields describe published pretrained weights.
+
+    pq: panoptic quality (%) as published on the dataset's validation set (None: not published).
+    license: licence of the weights.
+    weights_cached: returns whether the published weights are in the local cache (None: no weights).
+    spec: the family's full metadata object (e.g. `network.ModelSpec`), when there is one.
+    """
+
     name: str
     description: str
     dataset: str
     factory: Callable[..., PanopticModel]
+    pq: float | None = None
+    license: str | None = None
+    weights_cached: Callable[[], bool] | None = None
+    spec: Any = None
 
     def option_names(self) -> list[str]:
         params = inspect.signature(self.factory).parameters
@@ -37,13 +49,22 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, *, description: str, dataset: str):
+def register_model(
+    name: str,
+    *,
+    description: str,
+    dataset: str,
+    pq: float | None = None,
+    license: str | None = None,
+    weights_cached: Callable[[], bool] | None = None,
+    spec: Any = None,
+):
     """Decorator adding a factory (a class or function taking keyword arguments) to the registry."""
 
     def decorator(factory):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = ModelEntry(name, description, dataset, factory)
+        _REGISTRY[name] = ModelEntry(name, description, dataset, factory, pq, license, weights_cached, spec)
         return factory
 
     return decorator
@@ -52,6 +73,8 @@ def register_model(name: str, *, description: str, dataset: str):
 def _ensure_builtin_models() -> None:
     # Importing the modules runs their @register_model decorators.
     from . import oracle  # noqa: F401
+    from . import pretrained  # noqa: F401
+    from . import street  # noqa: F401
 
 
 def list_models() -> list[ModelEntry]:
