@@ -13,7 +13,6 @@ camera would deliver it (`realtime`). Network streams reconnect after drops (see
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import time
@@ -24,13 +23,11 @@ from .config import RunConfig, config_to_dict
 from .errors import StageError, UserError
 from .io.source_base import Source
 from .models.base import PanopticModel
-from .models.registry import build_model
 from .pipeline import Pipeline
-from .runner import SUMMARY_NAME, open_input, write_json_atomic
+from .runner import SUMMARY_NAME, open_source_and_model, tracker_from_config, write_json_atomic
 from .runtime import configure_threads
 from .sinks import build_sinks
 from .sinks.window import Cv2Window, DisplayBackend, VideoFileDisplay, WindowSink, check_display
-from .tracking import build_tracker
 from .types import PanopticFrame
 
 __all__ = ["LIVE_POLICY", "run_live"]
@@ -83,23 +80,11 @@ def run_live(
         check_display()  # before the camera and the model: fail fast, in one line
     threads = configure_threads(cfg.model.threads)
     spec = source if isinstance(source, Source) else os.fspath(source)
-    src = spec if isinstance(spec, Source) else open_input(spec, cfg.input)
-    src.open()
-    own_model = model is None
-    try:
-        if own_model:
-            model = build_model(cfg.model.name, device=cfg.model.device,
-                                input=None if isinstance(spec, Source) else spec, **cfg.model.options)
-    except BaseException:
-        src.close()
-        raise
+    src, model, own_model = open_source_and_model(spec, cfg, model)
     backend = window = None
     try:
         backend = display or (VideoFileDisplay(headless, fps=src.fps or 30.0) if headless is not None else Cv2Window())
-        tracker = None
-        if cfg.tracker.name != "none":
-            params = {k: v for k, v in dataclasses.asdict(cfg.tracker).items() if k != "name"}
-            tracker = build_tracker(cfg.tracker.name, device=model.device, **params)
+        tracker = tracker_from_config(cfg.tracker, model.device)
         sinks = []
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)

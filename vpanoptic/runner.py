@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .config import InputConfig, RunConfig, config_to_dict
+from .config import InputConfig, RunConfig, TrackerConfig, config_to_dict
 from .errors import StageError, UserError
 from .io.sources import Source, StreamSource, open_source, source_kind
 from .models.base import PanopticModel
@@ -21,10 +21,10 @@ from .models.registry import build_model
 from .pipeline import Pipeline
 from .runtime import configure_threads
 from .sinks import build_sinks
-from .tracking import build_tracker
+from .tracking import Tracker, build_tracker
 from .types import PanopticFrame
 
-__all__ = ["open_input", "run_video", "write_json_atomic"]
+__all__ = ["open_input", "open_source_and_model", "run_video", "tracker_from_config", "write_json_atomic"]
 
 SUMMARY_NAME = "summary.json"
 
@@ -54,6 +54,35 @@ def open_input(spec: str, cfg: InputConfig) -> Source:
     return source
 
 
+def open_source_and_model(
+    spec: str | Source, cfg: RunConfig, model: PanopticModel | None = None
+) -> tuple[Source, PanopticModel, bool]:
+    """Open the input first (input errors before a model is loaded), then build the model.
+
+    `spec` is a source spec (see `open_input`) or a ready `Source`; `model` a ready model to
+    use instead of building `cfg.model`. Returns (opened source, model, whether the caller
+    owns the model and must close it). On failure the source is closed again.
+    """
+    source = spec if isinstance(spec, Source) else open_input(spec, cfg.input)
+    source.open()
+    if model is not None:
+        return source, model, False
+    try:
+        hint = None if isinstance(spec, Source) else spec  # lets the oracle find gt/ beside a clip
+        return source, build_model(cfg.model.name, device=cfg.model.device, input=hint, **cfg.model.options), True
+    except BaseException:
+        source.close()
+        raise
+
+
+def tracker_from_config(cfg: TrackerConfig, device) -> Tracker | None:
+    """The tracker `cfg` names (None for "none"), every other field as a keyword argument."""
+    if cfg.name == "none":
+        return None
+    params = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "name"}
+    return build_tracker(cfg.name, device=device, **params)
+
+
 def run_video(
     input: str,
     out_dir: str | Path,
@@ -75,20 +104,10 @@ def run_video(
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"output path exists and is not a directory: {out_dir}")
     threads = configure_threads(cfg.model.threads)
-    source = open_input(input, cfg.input)
-    source.open()  # input errors first, before a model is loaded
-    own_model = model is None  # a model passed in serves several runs: not closed here
+    # a model passed in serves several runs: not closed here
+    source, model, own_model = open_source_and_model(input, cfg, model)
     try:
-        if own_model:
-            model = build_model(cfg.model.name, device=cfg.model.device, input=input, **cfg.model.options)
-    except BaseException:
-        source.close()
-        raise
-    try:
-        tracker = None
-        if cfg.tracker.name != "none":
-            params = {k: v for k, v in dataclasses.asdict(cfg.tracker).items() if k != "name"}
-            tracker = build_tracker(cfg.tracker.name, device=model.device, **params)
+        tracker = tracker_from_config(cfg.tracker, model.device)
         out_dir.mkdir(parents=True, exist_ok=True)
         sinks = build_sinks(cfg.output.save, out_dir, fps=source.fps or 30.0, crf=cfg.output.video_crf)
 
