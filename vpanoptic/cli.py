@@ -44,6 +44,16 @@ def _parse_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size is {text!r}; expected WIDTHxHEIGHT, e.g. 640x360") from None
 
 
+def _add_config_arguments(parser: argparse.ArgumentParser, *, config_help: str) -> None:
+    """--model, --device, --config and --set: the options every command that runs a model takes."""
+    parser.add_argument("--model", help="model name (see `vpanoptic models`)")
+    parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--config", help=config_help)
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. tracker.iou_threshold=0.4"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="vpanoptic", description="Video panoptic segmentation and tracking.")
     parser.add_argument("--version", action="version", version=f"vpanoptic {__version__}")
@@ -52,10 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="segment and track a video, image folder, webcam or stream")
     run.add_argument("input", help="video file, image folder, webcam:N, /dev/videoN, rtsp:// or http(s):// URL")
     run.add_argument("-o", "--output", required=True, help="output folder")
-    run.add_argument("--model", help="model name (see `vpanoptic models`)")
-    run.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    run.add_argument("--config", help="YAML config file (see configs/)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. tracker.iou_threshold=0.4")
+    _add_config_arguments(run, config_help="YAML config file (see configs/)")
     run.add_argument("--save", help="comma-separated outputs: video,png,coco,jsonl")
     run.add_argument("--policy", help="frame policy: every | latest | staleness:SECONDS")
     run.add_argument("--max-frames", type=int, help="stop after N frames")
@@ -101,10 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("input", help="webcam:N, /dev/videoN, rtsp:// or http(s):// URL, or a video file (played in real time)")
     live.add_argument("-o", "--output", help="folder for summary.json, snapshots and --save outputs (default: none)")
     live.add_argument("--headless", metavar="OUT.mp4", help="write the overlay video to this file instead of a window")
-    live.add_argument("--model", help="model name (see `vpanoptic models`)")
-    live.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    live.add_argument("--config", help="YAML config file (e.g. configs/live.yaml)")
-    live.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    _add_config_arguments(live, config_help="YAML config file (e.g. configs/live.yaml)")
     live.add_argument("--save", help="also save (needs -o): video,png,coco,jsonl")
     live.add_argument("--policy", help="frame policy (default latest): every | latest | staleness:SECONDS")
     live.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -118,10 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--workers", type=int, default=1, help="worker processes (default 1); torch threads are split among them")
     batch.add_argument("--glob", help="file pattern, e.g. '*.mp4' (default: common video extensions)")
     batch.add_argument("--force", action="store_true", help="redo videos that are already complete")
-    batch.add_argument("--model", help="model name (see `vpanoptic models`)")
-    batch.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    batch.add_argument("--config", help="YAML config file (see configs/)")
-    batch.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    _add_config_arguments(batch, config_help="YAML config file (see configs/)")
     batch.add_argument("--save", help="comma-separated outputs: video,png,coco,jsonl")
     batch.add_argument("--threads", type=int, help="torch threads per worker (0 = cores / workers)")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar")
