@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--fps", type=float, default=None, help="frame rate (default: the scenario's, 10 or 3 for low_fps)")
     synth.add_argument("--scenario", default="street", help="street, crossing, crowd, fast, occlusion, pan_zoom, low_fps")
     synth.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    synth.add_argument("--min-instance-height", type=float, default=None, metavar="PX",
+                       help="things lower than this are crowd in the ground truth (default: KITTI's rule, "
+                            "25/375 of the frame height; 0 = every object is an instance)")
 
     sub.add_parser("models", help="list the registered models")
 
@@ -186,6 +189,7 @@ def _cmd_synth(args) -> int:
             scenario=args.scenario,
             overwrite=args.overwrite,
             progress=progress,
+            min_instance_height=args.min_instance_height,
         )
     finally:
         if bar is not None:

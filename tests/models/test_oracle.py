@@ -43,6 +43,27 @@ def test_clean_oracle_reproduces_ground_truth(gt_dir):
         assert (pf.scores == 1).all()
 
 
+def test_crowd_in_ground_truth_stays_crowd_through_the_tracker(tmp_path):
+    from vpanoptic.tracking import build_tracker
+
+    d = tmp_path / "gt"
+    d.mkdir()
+    sem = np.zeros((H, W), int)
+    inst = np.zeros((H, W), int)
+    sem[20:30, 2:16], inst[20:30, 2:16] = 13, 1          # a car
+    sem[5:8, 40:60] = 13                                  # distant cars: crowd (instance 0)
+    write_kitti_step(d / "000000.png", sem, inst)
+    write_kitti_step(d / "000001.png", sem, inst)
+    model = build_model("oracle", device="cpu", gt=str(d))
+    tracker = build_tracker("hungarian")
+    for pf in model.predict(frames(2)):
+        crowd = pf.category_ids[~pf.is_thing]
+        assert 13 in crowd.tolist()                       # the crowd segment is there, not a thing
+        out_sem, out_inst = tracker.update(pf).to_labels("track")
+        np.testing.assert_array_equal(out_sem, sem)
+        assert (out_inst[5:8, 40:60] == 0).all() and (out_inst[20:30, 2:16] > 0).all()
+
+
 def test_default_oracle_hides_true_ids_and_scrambles_segments(gt_dir):
     model = build_model("oracle", device="cpu", gt=str(gt_dir))
     outs = model.predict(frames())

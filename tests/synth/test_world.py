@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from vpanoptic.errors import ConfigError, UserError
-from vpanoptic.synth import SCENARIOS, SceneConfig, SynthFrame, generate
+from vpanoptic.synth import (KITTI_MIN_HEIGHT, SCENARIOS, SceneConfig, SynthFrame, crowd_small_instances,
+                             default_min_height, generate)
 from vpanoptic.synth.world import IdBook, World
 
 SIZE = (160, 96)                       # (width, height): small frames keep the tests fast
@@ -19,7 +20,8 @@ PERSON, CAR = 11, 13
 
 
 def run(scenario="street", n=10, seed=0, size=SIZE, fps=None) -> list[SynthFrame]:
-    return list(generate(seed, n, size=size, fps=fps, scenario=scenario))
+    """The world itself: every object an instance (no crowd rule; `test_crowd_rule_*` test that)."""
+    return list(generate(seed, n, size=size, fps=fps, scenario=scenario, min_instance_height=0))
 
 
 def boxes(frame: SynthFrame, cls: int | None = None, min_px: int = 1) -> dict[int, tuple]:
@@ -250,6 +252,8 @@ def test_bad_scene_config_is_rejected(kwargs):
     (dict(fps=0.0), "fps"),
     (dict(size=(32, 96)), "size"),
     (dict(seed=1.5), "seed"),
+    (dict(min_instance_height=-1), "min_instance_height"),
+    (dict(min_instance_height=500), "min_instance_height"),
 ])
 def test_generate_validates_before_the_first_frame(kwargs, match):
     args = dict(seed=0, frames=2, size=SIZE, scenario="street") | kwargs
@@ -262,3 +266,32 @@ def test_custom_config_is_accepted():
     config = replace(SCENARIOS["street"], cars=0.0, parked_cars=0.0, people=0.0, crossing_rate=0.0)
     frames = run(config, n=2)
     assert all(not (f.instance > 0).any() for f in frames)
+
+
+def test_crowd_small_instances_uses_the_visible_height():
+    inst = np.zeros((10, 12), np.int32)
+    inst[1:4, 0:8] = 1          # 3 rows high, wide: crowd at min height 4
+    inst[2:8, 9] = 2            # 6 rows high, one column: kept
+    inst[5:9, 0:2] = 3          # 4 rows: kept (not lower than 4)
+    out = crowd_small_instances(inst, 4)
+    assert np.array_equal(out == 0, (inst == 0) | (inst == 1))
+    assert np.array_equal(out[out > 0], inst[(inst > 0) & (inst != 1)])
+    assert crowd_small_instances(inst, 0) is inst and inst[1, 0] == 1          # input never modified
+
+
+def test_crowd_rule_default_is_kittis_and_keeps_classes():
+    size = (320, 180)
+    assert default_min_height(375) == 25 and default_min_height(180) == round(180 * KITTI_MIN_HEIGHT)
+    raw = list(generate(3, 4, size=size, scenario="street", min_instance_height=0))
+    kitti = list(generate(3, 4, size=size, scenario="street"))
+    crowded = 0
+    for a, b in zip(raw, kitti):
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.semantic, b.semantic)
+        kept = b.instance > 0
+        assert np.array_equal(b.instance[kept], a.instance[kept])                # ids unchanged
+        for i in np.unique(a.instance[a.instance > 0]):
+            rows = np.flatnonzero((a.instance == i).any(1))
+            tall = rows[-1] - rows[0] + 1 >= default_min_height(size[1])
+            assert bool((b.instance == i).any()) == tall
+            crowded += not tall
+    assert crowded > 0                                           # the street has distant objects

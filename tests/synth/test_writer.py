@@ -11,7 +11,7 @@ import pytest
 import vpanoptic.synth.writer as writer_module
 from vpanoptic.errors import UserError
 from vpanoptic.io.formats import read_kitti_step
-from vpanoptic.synth import GENERATOR_VERSION, SynthSequence, generate, write_sequence
+from vpanoptic.synth import GENERATOR_VERSION, SynthSequence, default_min_height, generate, write_sequence
 
 SIZE = (192, 108)
 FRAMES = 12
@@ -64,6 +64,16 @@ def test_meta_json(written):
         seed=4, frames=FRAMES, width=SIZE[0], height=SIZE[1], fps=8.0, scenario="street", dataset="kitti-step")
     assert meta["generator_version"] == GENERATOR_VERSION
     assert meta["config"]["ego_speed"] > 0
+    assert meta["min_instance_height"] == default_min_height(SIZE[1])          # KITTI's crowd rule
+
+
+def test_crowd_rule_can_be_switched_off(tmp_path):
+    seq = write_sequence(tmp_path / "all", seed=4, frames=2, size=SIZE, fps=8.0, min_instance_height=0)
+    assert json.loads(seq.meta.read_text())["min_instance_height"] == 0
+    for frame in generate(4, 2, size=SIZE, fps=8.0, min_instance_height=0):
+        semantic, instance = read_kitti_step(seq.gt_path(frame.index))
+        assert np.array_equal(instance, frame.instance)
+        assert np.array_equal(instance > 0, np.isin(semantic, [11, 13]))     # every thing pixel an instance
 
 
 def test_scenario_fps_is_the_default(tmp_path):

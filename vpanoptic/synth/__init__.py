@@ -20,10 +20,15 @@ from .render import Renderer
 from .world import GENERATOR_VERSION, SCENARIOS, SceneConfig, World, resolve_scenario
 from .writer import SynthSequence, write_sequence
 
-__all__ = ["GENERATOR_VERSION", "SCENARIOS", "SceneConfig", "SynthFrame", "SynthSequence", "generate",
-           "write_sequence"]
+__all__ = ["GENERATOR_VERSION", "KITTI_MIN_HEIGHT", "SCENARIOS", "SceneConfig", "SynthFrame", "SynthSequence",
+           "crowd_small_instances", "default_min_height", "generate", "write_sequence"]
 
 MIN_SIZE = 64              # smallest width / height (px)
+# KITTI's annotation and evaluation leave out objects shorter than 25 px in its 375-px-high
+# frames (they are "DontCare" there and crowd in KITTI-STEP); the synthetic ground truth does
+# the same at any resolution: a thing whose visible box is lower than this fraction of the
+# frame height is crowd (instance 0 of its class) in that frame.
+KITTI_MIN_HEIGHT = 25 / 375
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,8 @@ class SynthFrame:
         image: ``(H, W, 3) uint8`` RGB.
         semantic: ``(H, W) int32`` KITTI-STEP (Cityscapes train id) class of every pixel.
         instance: ``(H, W) int32``, 0 on stuff; on things (person, car) a 1-based id that is
-            unique in the sequence and stable for the object's whole life.
+            unique in the sequence and stable for the object's whole life, or 0 (crowd) in
+            the frames where the object is too small to annotate (`min_instance_height`).
     """
 
     index: int
@@ -71,7 +77,8 @@ def check_params(seed: int, frames: int, size: tuple[int, int], fps: float) -> t
 
 
 def generate(seed: int, frames: int, size: tuple[int, int] = (640, 360), fps: float | None = None,
-             scenario: str | SceneConfig = "street") -> Iterator[SynthFrame]:
+             scenario: str | SceneConfig = "street",
+             min_instance_height: float | None = None) -> Iterator[SynthFrame]:
     """Frames 0..frames-1 of the world of `seed`, sampled at times ``index / fps``.
 
     Args:
@@ -80,19 +87,58 @@ def generate(seed: int, frames: int, size: tuple[int, int] = (640, 360), fps: fl
         size: (width, height) in pixels, each >= 64.
         fps: frame rate; None takes the scenario's (`SceneConfig.fps`: 10, 3 for "low_fps").
         scenario: a name in `SCENARIOS` or a `SceneConfig`.
+        min_instance_height: things whose visible box is lower than this many pixels are
+            annotated as crowd (instance 0) in that frame; None = KITTI's rule
+            (`KITTI_MIN_HEIGHT` of the frame height, 24 px at 360), 0 = every object is an instance.
     Parameters are validated before the first frame is made (`ConfigError`, a ValueError).
     """
     _, config = resolve_scenario(scenario)
     fps = config.fps if fps is None else fps
     width, height = check_params(seed, frames, size, fps)
-    return _frames(int(seed), int(frames), width, height, float(fps), config)
+    min_h = default_min_height(height) if min_instance_height is None else min_instance_height
+    if isinstance(min_h, bool) or not isinstance(min_h, numbers.Real) or not 0 <= min_h <= height:
+        raise ConfigError(f"min_instance_height is {min_instance_height!r}; expected 0 <= x <= {height} (pixels)")
+    return _frames(int(seed), int(frames), width, height, float(fps), config, float(min_h))
 
 
-def _frames(seed: int, frames: int, width: int, height: int, fps: float, config: SceneConfig) -> Iterator[SynthFrame]:
+def default_min_height(height: int) -> int:
+    """Pixels below which a thing is crowd in a frame `height` pixels high (KITTI's rule)."""
+    return round(KITTI_MIN_HEIGHT * height)
+
+
+def crowd_small_instances(instance: np.ndarray, min_height: float) -> np.ndarray:
+    """``instance`` with every id whose pixels span fewer than `min_height` rows set to 0 (crowd).
+
+    Args:
+        instance: ``(H, W) int32`` instance ids (0 = stuff or crowd).
+    Returns:
+        a new ``(H, W) int32`` array (the input when nothing changes).
+    """
+    if min_height <= 0 or not instance.any():
+        return instance
+    rows = np.flatnonzero(instance.any(1))
+    sub = instance[rows[0]:rows[-1] + 1]
+    ids, inv = np.unique(sub, return_inverse=True)
+    ys = np.broadcast_to(np.arange(sub.shape[0])[:, None], sub.shape).ravel()
+    inv = inv.ravel()
+    top = np.full(len(ids), sub.shape[0], np.int64)
+    bottom = np.full(len(ids), -1, np.int64)
+    np.minimum.at(top, inv, ys)
+    np.maximum.at(bottom, inv, ys)
+    small = (bottom - top + 1 < min_height) & (ids > 0)
+    if not small.any():
+        return instance
+    out = instance.copy()
+    out[np.isin(out, ids[small])] = 0
+    return out
+
+
+def _frames(seed: int, frames: int, width: int, height: int, fps: float, config: SceneConfig,
+            min_height: float) -> Iterator[SynthFrame]:
     world = World(seed, config)
     renderer = Renderer(seed, world.kerbs, config.lanes_each_way, width, height)
     for index in range(frames):
         t = index / fps
         camera = world.camera(t, width, height)
         image, semantic, instance = renderer.render(camera, world.statics(t), world.things(t), t)
-        yield SynthFrame(index, t, image, semantic, instance)
+        yield SynthFrame(index, t, image, semantic, crowd_small_instances(instance, min_height))

@@ -4,7 +4,8 @@ Layout of a sequence directory::
 
     video.mp4            H.264 (libx264, yuv420p), pts from the frame times
     gt/000000.png ...    KITTI-STEP label PNGs (R = semantic id, G * 256 + B = instance id)
-    meta.json            seed, frames, width, height, fps, scenario, dataset, generator version
+    meta.json            seed, frames, width, height, fps, scenario, min_instance_height (things
+                         lower than this are crowd in gt/), dataset, generator version
 
 Everything is written into a temporary sibling directory that is renamed to the target at
 the end, so an interrupted run leaves no half-written sequence behind.
@@ -57,12 +58,14 @@ class SynthSequence:
 def write_sequence(out_dir: str | os.PathLike, *, seed: int = 0, frames: int = 60,
                    size: tuple[int, int] = (640, 360), fps: float | None = None,
                    scenario: str | SceneConfig = "street", overwrite: bool = False,
-                   progress: Callable[[int], None] | None = None) -> SynthSequence:
+                   progress: Callable[[int], None] | None = None,
+                   min_instance_height: float | None = None) -> SynthSequence:
     """Generate a sequence (see `vpanoptic.synth.generate`) and write it to `out_dir`.
 
     Args:
         out_dir: target directory; it must not exist or be empty unless `overwrite`.
-        seed, frames, scenario: as for `generate`.
+        seed, frames, scenario, min_instance_height: as for `generate` (things lower than
+            this many pixels are crowd in the ground truth; None = KITTI's rule, 0 = none).
         size: (width, height), both even (yuv420p) and >= 64.
         fps: frame rate; None takes the scenario's.
         overwrite: replace an existing `out_dir` (only once the new sequence is complete).
@@ -71,7 +74,7 @@ def write_sequence(out_dir: str | os.PathLike, *, seed: int = 0, frames: int = 6
         ConfigError (a UserError and ValueError) for bad parameters, UserError if `out_dir`
         is in the way.
     """
-    from . import check_params, generate          # the package imports this module
+    from . import check_params, default_min_height, generate          # the package imports this module
 
     name, config = resolve_scenario(scenario)
     fps = config.fps if fps is None else fps
@@ -85,10 +88,11 @@ def write_sequence(out_dir: str | os.PathLike, *, seed: int = 0, frames: int = 6
     tmp = out.resolve().with_name(f".{out.resolve().name}.{uuid.uuid4().hex[:8]}.partial")
     try:
         (tmp / GT_DIR).mkdir(parents=True)
-        stream = generate(seed, frames, (width, height), fps, config)
+        min_h = default_min_height(height) if min_instance_height is None else min_instance_height
+        stream = generate(seed, frames, (width, height), fps, config, min_instance_height=min_h)
         _write_video_and_gt(tmp, stream, width, height, fps, progress)
         meta = dict(dataset="kitti-step", seed=int(seed), frames=int(frames), width=width, height=height,
-                    fps=float(fps), scenario=name, generator="vpanoptic.synth",
+                    fps=float(fps), scenario=name, min_instance_height=min_h, generator="vpanoptic.synth",
                     generator_version=GENERATOR_VERSION, config=asdict(config))
         (tmp / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
         _replace(tmp, out.resolve())
