@@ -2,6 +2,7 @@
 
     python -m vpanoptic.train --out streetnet.pt [--steps 3000] [--seed 0] [--threads 1]
     vpanoptic train --out streetnet.pt ...          (the same, through the CLI)
+    vpanoptic train --recipe streetnet --out streetnet.pt   (the shipped weights, all stages)
 
 Data is rendered on the fly: every batch is a pure function of (seed, step), so a run is
 reproducible from its seed and resumes exactly from its periodic state file
@@ -29,6 +30,20 @@ DEFAULT_LR = 2e-3
 DEFAULT_CROP = (320, 192)
 DEFAULT_INPUT_SIZE = (384, 216)
 DEFAULT_SCALE = (0.45, 0.8)
+DEFAULT_SIGMA = 2.0
+# The shipped weights: `--recipe streetnet` runs these stages in order, each starting from the
+# previous stage's checkpoint (OUT.stage1.pt, OUT.stage2.pt, ..., the last one is OUT).
+# Stage 1 learns the world at a small scale from scratch; the next ones fine-tune at the
+# shipped input size (512x288 for 640x360 video) with sharper centre heatmaps (sigma 1 cell,
+# NMS window 3) so that neighbouring small objects get separate centres.
+_HIGH_RES = {"crop": (384, 224), "input_size": (512, 288), "scale": (0.6, 1.0), "sigma": 1.0, "nms_kernel": 3}
+RECIPES: dict[str, list[dict]] = {
+    "streetnet": [
+        {"seed": 0, "steps": 3000},
+        {"seed": 1, "steps": 4000, "lr": 1e-3, **_HIGH_RES},
+        {"seed": 2, "steps": 4000, "lr": 5e-4, **_HIGH_RES},
+    ],
+}
 TINY_CROP = (96, 64)
 TINY_NET = {"widths": (8, 8, 16, 16, 16), "blocks": (1, 1, 1), "decoder": (16, 8)}
 
@@ -69,8 +84,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-every", type=int, default=200, help="write OUT.state.pt every N steps (0 = never)")
     p.add_argument("--scale", type=_scale, default=DEFAULT_SCALE,
                    help="range LO,HI of the downscale of the 640x360 frames before cropping")
+    p.add_argument("--sigma", type=float, default=DEFAULT_SIGMA,
+                   help="standard deviation of the centre heatmap Gaussians, in output cells (stride 4)")
+    p.add_argument("--nms-kernel", type=int, default=None,
+                   help="grouping NMS window stored in the checkpoint for inference (odd; default: the model's)")
     p.add_argument("--init", help="checkpoint to start from (fine-tuning; its .sha256 must be beside it)")
     p.add_argument("--tiny", action="store_true", help="a tiny network and crop (tests, smoke runs)")
+    p.add_argument("--recipe", choices=sorted(RECIPES),
+                   help="run a multi-stage recipe (`streetnet`: the shipped weights); sets every training "
+                        "hyper-parameter of each stage, writes OUT.stageN.pt between stages and skips stages done")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -80,21 +102,56 @@ def run_from_args(args: argparse.Namespace) -> int:
             raise UserError(f"--{name.replace('_', '-')} is {getattr(args, name)}; expected >= 1")
     if args.workers < 0 or args.val_every < 0 or args.save_every < 0:
         raise UserError("--workers, --val-every and --save-every must be >= 0")
+    if not args.sigma > 0:
+        raise UserError(f"--sigma is {args.sigma}; expected > 0")
+    if args.nms_kernel is not None and (args.nms_kernel < 1 or args.nms_kernel % 2 == 0):
+        raise UserError(f"--nms-kernel is {args.nms_kernel}; expected an odd number >= 1")
     if not args.lr > 0:
         raise UserError(f"--lr is {args.lr}; expected > 0")
+    if args.recipe is not None:
+        return _run_recipe(args)
     import torch
 
     from .models.street_data import DataParams
     from .models.street_train import TrainConfig, train
 
     torch.set_num_threads(args.threads)
-    data = DataParams(crop=TINY_CROP if args.tiny else args.crop, scale=args.scale)
+    data = DataParams(crop=TINY_CROP if args.tiny else args.crop, scale=args.scale, sigma=args.sigma)
     cfg = TrainConfig(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       input_size=args.input_size, net=dict(TINY_NET) if args.tiny else {}, data=data,
-                      init=args.init)
+                      init=args.init,
+                      grouping={} if args.nms_kernel is None else {"nms_kernel": args.nms_kernel})
     train(cfg, args.out, resume=args.resume, workers=args.workers, log_every=args.log_every,
           val_every=args.val_every, save_every=args.save_every,
           log=lambda msg: print(time.strftime("%H:%M:%S"), msg, flush=True))
+    return 0
+
+
+def _run_recipe(args: argparse.Namespace) -> int:
+    """The stages of `args.recipe`, each a plain run (same code path as the single-run options)."""
+    from pathlib import Path
+
+    from .models.checkpoint import load_checkpoint
+
+    if args.init is not None:
+        raise UserError("--recipe starts from scratch; leave out --init")
+    stages = RECIPES[args.recipe]
+    out = Path(args.out)
+    previous = None
+    for i, stage in enumerate(stages, start=1):
+        target = out if i == len(stages) else out.with_name(f"{out.stem}.stage{i}{out.suffix}")
+        done = target.is_file() and target.with_name(target.name + ".sha256").is_file()
+        if done:
+            load_checkpoint(target)  # verified: a damaged stage is an error, not silently reused
+            print(time.strftime("%H:%M:%S"), f"stage {i}/{len(stages)}: {target} exists, skipped", flush=True)
+        else:
+            print(time.strftime("%H:%M:%S"), f"stage {i}/{len(stages)}: {stage} -> {target}", flush=True)
+            ns = argparse.Namespace(**{**vars(args), "recipe": None, "out": str(target), "init": previous,
+                                       "crop": DEFAULT_CROP, "input_size": DEFAULT_INPUT_SIZE,
+                                       "scale": DEFAULT_SCALE, "sigma": DEFAULT_SIGMA, "nms_kernel": None,
+                                       "lr": DEFAULT_LR, **stage})
+            run_from_args(ns)
+        previous = str(target)
     return 0
 
 

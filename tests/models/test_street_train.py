@@ -72,3 +72,59 @@ def test_targets_point_every_thing_cell_to_its_centre():
 def test_cli_rejects_bad_arguments(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "x.pt"), "--steps", "0"]) == 2
     assert "--steps is 0" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "x.pt"), "--sigma", "0"]) == 2
+    assert "--sigma is 0" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "x.pt"), "--nms-kernel", "4"]) == 2
+    assert "--nms-kernel is 4" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_grouping_defaults_are_stored_and_used_by_the_model(tmp_path):
+    from vpanoptic.models.registry import build_model
+
+    cfg = TrainConfig(seed=3, steps=2, batch_size=2, warmup=1, net=dict(TINY_NET),
+                      data=DataParams(crop=TINY_CROP, sigma=1.0), grouping={"nms_kernel": 3})
+    run(tmp_path, "g.pt", cfg)
+    ckpt = load_checkpoint(tmp_path / "g.pt")
+    assert ckpt["meta"]["grouping"] == {"nms_kernel": 3} and ckpt["meta"]["train"]["data"]["sigma"] == 1.0
+    model = build_model("vpanoptic-street", device="cpu", weights=str(tmp_path / "g.pt"))
+    assert model.predictor.params.nms_kernel == 3                                   # the checkpoint's
+    model = build_model("vpanoptic-street", device="cpu", weights=str(tmp_path / "g.pt"), nms_kernel=7)
+    assert model.predictor.params.nms_kernel == 7                                   # an explicit option wins
+
+
+def test_sharper_centres_with_a_smaller_sigma():
+    sem = np.zeros((32, 32), np.int32)
+    inst = np.zeros((32, 32), np.int32)
+    sem[8:24, 8:24], inst[8:24, 8:24] = 13, 1
+    wide = encode_targets(sem, inst, 2.0, class_lut())[1]
+    sharp = encode_targets(sem, inst, 1.0, class_lut())[1]
+    assert wide.max() == pytest.approx(sharp.max(), abs=0.2)
+    assert (sharp > 0.5).sum() < (wide > 0.5).sum()
+
+
+def test_recipe_runs_its_stages_in_order_and_skips_finished_ones(tmp_path, monkeypatch, capsys):
+    import vpanoptic.train as train_cli
+
+    monkeypatch.setitem(train_cli.RECIPES, "test", [
+        {"seed": 0, "steps": 2, "batch_size": 2},
+        {"seed": 1, "steps": 2, "batch_size": 2, "sigma": 1.0, "nms_kernel": 3, "lr": 1e-3},
+    ])
+    out = tmp_path / "net.pt"
+    args = ["--recipe", "test", "--out", str(out), "--tiny", "--workers", "0", "--val-every", "0",
+            "--save-every", "0", "--log-every", "1"]
+    assert main(args) == 0
+    stage1 = tmp_path / "net.stage1.pt"
+    first, final = load_checkpoint(stage1), load_checkpoint(out)
+    assert first["meta"]["train"]["init"] is None and first["meta"]["grouping"] == {}
+    assert final["meta"]["train"]["init"]["file"] == "net.stage1.pt"            # stage 2 started from stage 1
+    assert final["meta"]["grouping"] == {"nms_kernel": 3} and final["meta"]["train"]["lr"] == 1e-3
+    assert final["meta"]["train"]["data"]["sigma"] == 1.0
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main(args) == 0                                                      # both done: nothing retrained
+    assert capsys.readouterr().out.count("skipped") == 2 and out.read_bytes() == before
+    stage1.write_bytes(stage1.read_bytes()[:-10])                               # a damaged stage is an error
+    assert main(args) == 2
+    assert "stage1" in capsys.readouterr().err
+    assert main(["--recipe", "test", "--out", str(out), "--init", str(out)]) == 2

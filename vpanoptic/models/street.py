@@ -13,7 +13,8 @@ Options (``--set model.options.KEY=VALUE``):
         or "compile" (``torch.compile``); README "The default model" has the timings.
     channels_last: NHWC memory format (faster on some CPUs and on CUDA tensor cores).
     amp: float16 autocast on CUDA (ignored on CPU).
-    center_threshold, nms_kernel, max_instances, min_instance_area: see `GroupingParams`.
+    center_threshold, nms_kernel, max_instances, min_instance_area: see `GroupingParams`
+        (default: the checkpoint's "grouping" metadata, else `GroupingParams`' defaults).
 """
 
 from __future__ import annotations
@@ -191,10 +192,10 @@ class StreetModel(PanopticModel):
         backend: str = "torch",
         channels_last: bool = False,
         amp: bool = True,
-        center_threshold: float = GroupingParams.center_threshold,
-        nms_kernel: int = GroupingParams.nms_kernel,
-        max_instances: int = GroupingParams.max_instances,
-        min_instance_area: int = GroupingParams.min_instance_area,
+        center_threshold: float | None = None,
+        nms_kernel: int | None = None,
+        max_instances: int | None = None,
+        min_instance_area: int | None = None,
     ):
         self.device = torch.device(device)
         self.meta = KITTI_STEP
@@ -206,7 +207,11 @@ class StreetModel(PanopticModel):
             raise ModelError(f"checkpoint {weights or 'streetnet.pt'} does not fit StreetNet: {exc}") from None
         self.checkpoint_meta = ckpt["meta"]
         try:
-            params = GroupingParams(center_threshold, nms_kernel, max_instances, min_instance_area)
+            given = {"center_threshold": center_threshold, "nms_kernel": nms_kernel,
+                     "max_instances": max_instances, "min_instance_area": min_instance_area}
+            # unset options: the checkpoint's own defaults (meta "grouping"), then GroupingParams'
+            defaults = {k: v for k, v in dict(self.checkpoint_meta.get("grouping") or {}).items() if k in given}
+            params = GroupingParams(**{**defaults, **{k: v for k, v in given.items() if v is not None}})
         except ValueError as exc:
             raise ModelError(f"model 'vpanoptic-street': {exc}") from None
         size = parse_size(input_size if input_size is not None else self.checkpoint_meta["input_size"])

@@ -45,6 +45,8 @@ class TrainConfig:
         (MSE on the heatmap, Panoptic-DeepLab's 200), offset (L1 in output pixels).
     init: a checkpoint to start from (fine-tuning, e.g. at another scale); its network
         config replaces `net`. None = random initialisation.
+    grouping: `GroupingParams` fields stored in the checkpoint as the model's inference
+        defaults (e.g. a smaller ``nms_kernel`` for a sharper centre heatmap).
     """
 
     seed: int = 0
@@ -59,6 +61,7 @@ class TrainConfig:
     input_size: tuple[int, int] = (384, 216)
     net: dict = field(default_factory=dict)
     init: str | None = None
+    grouping: dict = field(default_factory=dict)
     data: DataParams = DataParams()
 
 
@@ -107,6 +110,7 @@ def _meta(cfg: TrainConfig) -> dict:
     return {
         "classes": list(CLASS_IDS), "class_names": list(CLASS_NAMES), "thing_ids": list(THING_IDS),
         "dataset": "kitti-step", "mean": list(MEAN), "std": list(STD), "input_size": list(cfg.input_size),
+        "grouping": dict(cfg.grouping),
     }
 
 
@@ -122,7 +126,10 @@ def validate(net, cfg: TrainConfig, frames) -> dict:
     from .street import Predictor
 
     was_training = net.training
-    pred = Predictor(net, _meta(cfg), torch.device("cpu"), input_size=cfg.input_size)
+    from .grouping import GroupingParams
+
+    pred = Predictor(net, _meta(cfg), torch.device("cpu"), input_size=cfg.input_size,
+                     params=GroupingParams(**cfg.grouping))
     pq = PanopticQuality(num_classes=KITTI_STEP.num_classes, things_list=KITTI_STEP.thing_ids)
     seg = STQuality(num_classes=KITTI_STEP.num_classes, things_list=KITTI_STEP.thing_ids)
     for i, (image, semantic, instance) in enumerate(frames):
