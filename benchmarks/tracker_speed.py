@@ -6,13 +6,15 @@ Objects are rectangles (half cars, half people) drifting over a stuff background
 building, sky) while the camera pans (the textured image shifts, so camera-motion
 compensation has real work). Prints the mean and p95 ms/frame of `update()` for the
 hungarian tracker with and without camera-motion compensation, the camera-motion estimate
-alone, and the greedy baseline, and how the time scales with the number of objects.
+alone, and the greedy baseline, and how the time scales with the number of objects, with
+the machine's load average before and after (timings on a shared machine vary with it).
 Goal: <= 2 ms/frame at 1280x720 with 50 objects on this CPU for association.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -95,6 +97,7 @@ def main(argv=None) -> int:
         "greedy baseline": lambda: build_tracker("greedy"),
     }
     counts = [int(n) for n in args.objects.split(",")]
+    load_before = os.getloadavg()
     results = {name: [] for name in rows}
     cmc = []
     for n in counts:
@@ -102,7 +105,9 @@ def main(argv=None) -> int:
         for name, make in rows.items():
             results[name].append(time_tracker(clip, make))
         cmc.append(time_cmc(clip))
-    print(f"tracker ms/frame at {width}x{height}, torch threads {torch.get_num_threads()}, {args.frames} frames; mean (p95)")
+    load = ", ".join(f"{a:.2f}" for a in load_before[:1] + os.getloadavg()[:1])
+    print(f"tracker ms/frame at {width}x{height}, torch threads {torch.get_num_threads()}, {args.frames} frames; "
+          f"mean (p95); 1-min load average before, after: {load}")
     print("| tracker | " + " | ".join(f"{n} objects" for n in counts) + " |")
     print("|---|" + "---|" * len(counts))
     for name, vals in results.items():

@@ -56,6 +56,8 @@ ABLATIONS: dict[str, tuple[str, dict]] = {
     "no motion": ("hungarian", {"motion_prediction": False}),
     "no low-score pass": ("hungarian", {"low_score_pass": False}),
     "no centre pass": ("hungarian", {"max_center_distance": 0.0}),
+    "no growth": ("hungarian", {"scale_prediction": False}),
+    "lost last": ("hungarian", {"lost_last": True}),
 }
 
 

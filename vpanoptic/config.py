@@ -164,12 +164,20 @@ class TrackerConfig:
         for at most max_predict_seconds); static_hypothesis: also try them unmoved, keep the better IoU.
     camera_motion: compensate the camera's motion (background homography); cmc_max_side:
         image size (longer side, px) it is estimated at.
-    lost_last: tracks seen in the previous frame choose before lost tracks.
+    lost_last: tracks seen in the previous frame choose before lost tracks (strictly); False:
+        one joint assignment where matching a lost track costs lost_penalty more (IoU units).
     low_score_pass: match segments scoring below high_score_threshold after the others.
     max_center_distance: centre-distance pass radius in object sizes (0 = off);
         max_area_ratio: largest area ratio it pairs; center_weight: > 0 merges it into the IoU
         pass with cost 1 - IoU + center_weight x distance.
     small_object_area: masks count as at least this many pixels in area ratios and sizes.
+    scale_prediction: also track each object's growth rate and scale its predicted mask
+        (approaching objects grow and speed up); scale_min_area: smallest mask (grid px) whose
+        area updates the rate; max_scale_rate: rate limit, e-folds of size per second.
+    max_outside_fraction: a lost or unmatched track predicted more than this fraction outside
+        the frame is removed (1 = never).
+    mask_samples: masks above 4x this many grid pixels are remembered on a sub-grid of about
+        this many pixels (IoU estimated from samples; 0 = every pixel).
     max_pixels: larger frames are subsampled on a grid for association (0 = never).
     """
 
@@ -187,13 +195,19 @@ class TrackerConfig:
     static_hypothesis: bool = False
     camera_motion: bool = True
     cmc_max_side: int = 320
-    lost_last: bool = True
+    lost_last: bool = False
+    lost_penalty: float = 0.2
     low_score_pass: bool = True
     high_score_threshold: float = 0.5
     max_center_distance: float = 1.0
     max_area_ratio: float = 4.0
     center_weight: float = 0.0
     small_object_area: float = 16.0
+    scale_prediction: bool = True
+    scale_min_area: float = 400.0
+    max_scale_rate: float = 3.0
+    max_outside_fraction: float = 0.5
+    mask_samples: int = 1024
     max_pixels: int = 250_000
 
     def __post_init__(self):
@@ -221,6 +235,14 @@ class TrackerConfig:
         )
         _check(self.small_object_area >= 1, f"tracker.small_object_area is {self.small_object_area}; expected >= 1")
         _check(self.cmc_max_side >= 32, f"tracker.cmc_max_side is {self.cmc_max_side}; expected >= 32")
+        _check(self.lost_penalty >= 0, f"tracker.lost_penalty is {self.lost_penalty}; expected >= 0")
+        _check(self.mask_samples >= 0, f"tracker.mask_samples is {self.mask_samples}; expected >= 0")
+        _check(self.scale_min_area >= 1, f"tracker.scale_min_area is {self.scale_min_area}; expected >= 1")
+        _check(self.max_scale_rate >= 0, f"tracker.max_scale_rate is {self.max_scale_rate}; expected >= 0")
+        _check(
+            0 < self.max_outside_fraction <= 1,
+            f"tracker.max_outside_fraction is {self.max_outside_fraction}; expected 0 < x <= 1",
+        )
 
 
 @dataclass(frozen=True)

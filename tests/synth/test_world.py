@@ -108,7 +108,7 @@ def test_ids_persist_and_move_smoothly(street):
         big += len(pa)
         kept += len(pa.keys() & pb.keys())                               # still there one frame later
         for i in pa.keys() & pb.keys():
-            (na, xa, ya, wa, ha), (nb, xb, yb, wb, hb) = pa[i], pb[i]
+            (na, xa, ya, _, _), (nb, xb, yb, wb, hb) = pa[i], pb[i]
             if 0.8 < nb / na < 1.25:                                     # not being occluded
                 steps += 1
                 assert math.hypot(xb - xa, yb - ya) < 0.5 * max(wb, hb), (i, a.index)
@@ -199,7 +199,7 @@ def _motion_ratios(frames, cls):
     for a, b in zip(frames, frames[1:]):
         pa, pb = boxes(a, cls, 20), boxes(b, cls, 20)
         for i in pa.keys() & pb.keys():
-            (_, xa, ya, wa, ha), (_, xb, yb, wb, hb) = pa[i], pb[i]
+            (_, xa, ya, _, _), (_, xb, yb, wb, hb) = pa[i], pb[i]
             d = math.hypot(xb - xa, yb - ya)
             if d > 0:
                 out.append(d / ((abs(xb - xa) * wb + abs(yb - ya) * hb) / d))

@@ -55,6 +55,14 @@ def thing_label_map(id_map: torch.Tensor, thing_segment_ids: np.ndarray) -> torc
         ``(H*W,) int64`` on the device of `id_map`.
     """
     dev = id_map.device
+    if dev.type == "cpu":
+        # one pass over the (possibly strided) map; ids above the largest listed one (not
+        # allowed by PanopticFrame) and negative ones read as 0 through the clipped last entry
+        ids = np.asarray(thing_segment_ids, np.int64)
+        table = np.zeros(int(np.max(ids, initial=0)) + 2, np.int64)
+        table[ids] = np.arange(1, len(ids) + 1)
+        table[0] = 0
+        return torch.from_numpy(np.take(table, id_map.numpy(), mode="clip").reshape(-1))
     size = int(max(int(np.max(thing_segment_ids, initial=0)), int(id_map.max()) if id_map.numel() else 0)) + 1
     lut = torch.zeros(size, dtype=torch.long, device=dev)
     if len(thing_segment_ids):

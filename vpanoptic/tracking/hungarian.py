@@ -1,20 +1,27 @@
 """Online mask-IoU tracker with Hungarian assignment, gated by class.
 
 Each track keeps the mask of its last observation and a velocity. The masks live in one
-sparse track memory (flat pixel indices + track slot), so the cost of a frame is
+sparse track memory (pixel coordinates + track slot), so the cost of a frame is
 proportional to the number of thing pixels, not to the frame size; large frames are
-subsampled on a regular grid (`max_pixels`). Every frame:
+subsampled on a regular grid (`max_pixels`) and large masks are remembered on a sub-grid
+(`mask_samples`). Every frame:
 
 1. the current things are labelled 1..M on the grid;
 2. the camera's motion since the previous frame (background homography) moves every
-   remembered pixel and centre (`camera_motion`);
+   track's centre; each track's remembered mask follows it as a similarity (shift and zoom
+   of the homography at the track's centre), composed lazily into one per-track transform
+   (`TrackTable.warp`), so no remembered pixel is touched (`camera_motion`);
 3. each remembered mask is moved by its track's velocity times the time since it was seen
    (`motion_prediction`): fast objects and short occlusions still overlap their prediction;
+   with `scale_prediction` it is also scaled about its centre by the track's growth rate
+   (objects approaching a forward-driving camera grow and speed up); a lost track whose
+   prediction has left the frame is dropped (`max_outside_fraction`);
 4. the IoU of predicted masks with current things comes from one histogram (`cost.py`);
 5. association: Hungarian on 1 - IoU for confident segments, then the tracks left over
    against low-score segments (`low_score_pass`), then a centre-distance pass for small
    or thin objects that moved more than their own size (`max_center_distance`); in each
-   pass the tracks seen a frame ago choose before lost ones (`lost_last`); every pass is
+   pass tracks seen a frame ago and lost ones are assigned jointly, the lost ones at a
+   higher cost (`lost_penalty`; or strictly after, `lost_last`); every pass is
    gated by class and by a minimum IoU (or containment, for masks that grow and shrink);
 6. life cycle (`lifecycle.py`): matched tracks update, unmatched segments start tentative
    tracks, tracks unseen for too long (in seconds of frame time) are removed; ids are never
@@ -33,7 +40,7 @@ from ..types import PanopticFrame
 from .base import Tracker
 from .cost import pair_histogram, thing_label_map
 from .lifecycle import TrackTable
-from .motion import CameraMotionEstimator, warp_points
+from .motion import CameraMotionEstimator, local_similarity
 
 __all__ = ["HungarianTracker"]
 
@@ -61,6 +68,13 @@ def assign(cost: np.ndarray, allowed: np.ndarray, unmatched_cost: float | None =
     return r_any[rows[ok]], c_any[cols[ok]]
 
 
+def _select(mask: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Rows of each tensor where `mask` ``(K,) bool`` is True (index_select: on CPU several
+    times faster than boolean indexing)."""
+    idx = torch.nonzero(mask).squeeze(1)
+    return tuple(t.index_select(0, idx) for t in tensors)
+
+
 class HungarianTracker(Tracker):
     """Mask IoU + Hungarian association with camera-motion compensation and motion prediction.
 
@@ -84,11 +98,17 @@ class HungarianTracker(Tracker):
             was (after camera motion) and keep the better IoU of the two, so that a wrong
             velocity cannot lose a standing object.
         camera_motion: estimate the background homography between frames (OpenCV sparse flow
-            + RANSAC, thing pixels masked out) and move remembered masks with it.
+            + RANSAC, thing pixels masked out) and carry each track with it: its centre by the
+            homography, its remembered mask by the homography's shift and zoom at that centre.
         cmc_max_side: longer side (pixels) of the grey image the camera motion is estimated on.
         lost_last: in every pass, the tracks matched in the previous frame choose first and
-            lost tracks only get what they leave (a lost track's extrapolated mask cannot
-            steal a segment from the track that saw it a frame ago).
+            lost tracks only get what they leave (a lost track's extrapolated mask can never
+            take a segment from the track that saw it a frame ago). False: recent and lost
+            tracks are assigned jointly (as many matches as possible, so a lost track is not
+            starved by a recent one that has another segment to take), see `lost_penalty`.
+        lost_penalty: with `lost_last` False, matching a lost track costs this much more (in
+            units of IoU): between a recent and a lost track for the same segment, the lost
+            one wins only if its predicted IoU is higher by more than this.
         low_score_pass: segments scoring below `high_score_threshold` are matched only after
             the confident ones, to the tracks those left (ByteTrack's second pass, on masks).
         high_score_threshold: the score splitting confident from low-score segments, in [0, 1].
@@ -103,6 +123,23 @@ class HungarianTracker(Tracker):
             apart by position as well as overlap).
         small_object_area: in area ratios and object sizes, a mask counts as at least this
             many (grid) pixels: the area of a tiny mask jumps by whole factors from frame to frame.
+        scale_prediction: with motion prediction, also track each object's growth rate (from
+            its area, when the mask is at least `scale_min_area` grid pixels and clear of the
+            frame border) and scale the remembered mask about its centre accordingly; the centre
+            then moves at a speed that grows with the size (a forward-driving camera).
+        scale_min_area: smallest mask (grid pixels) whose area change updates the growth rate
+            (the area of a small mask is dominated by boundary noise).
+        max_scale_rate: growth rates are clipped to +- this many e-folds of linear size per
+            second (3.0: x2.7 in size within 1/3 s).
+        max_outside_fraction: a track whose predicted mask lies more than this fraction outside
+            the frame has left the view: if it was not matched in the previous frame it may not
+            be matched (it cannot claim a newcomer entering at that border), and if it is left
+            unmatched it is removed. 1 disables it.
+        mask_samples: a remembered mask of at least 4x this many grid pixels keeps only the
+            pixels of a regular sub-grid of step m (the power of two with m² <= area /
+            mask_samples < 4 m²), each standing for m² pixels: IoU of large masks is estimated
+            from mask_samples to 4 x mask_samples pixels, so the cost stops growing with
+            object size; 0 = keep every pixel.
         max_pixels: frames with more pixels are subsampled on a regular grid (stride
             ceil(sqrt(H*W / max_pixels))) for association; 0 = never.
         device: where the IoU histogram is computed; defaults to the id map's device.
@@ -124,13 +161,19 @@ class HungarianTracker(Tracker):
         static_hypothesis: bool = False,
         camera_motion: bool = True,
         cmc_max_side: int = 320,
-        lost_last: bool = True,
+        lost_last: bool = False,
+        lost_penalty: float = 0.2,
         low_score_pass: bool = True,
         high_score_threshold: float = 0.5,
         max_center_distance: float = 1.0,
         max_area_ratio: float = 4.0,
         center_weight: float = 0.0,
         small_object_area: float = 16.0,
+        scale_prediction: bool = True,
+        scale_min_area: float = 400.0,
+        max_scale_rate: float = 3.0,
+        max_outside_fraction: float = 0.5,
+        mask_samples: int = 1024,
         max_pixels: int = 250_000,
         device: str | torch.device | None = None,
     ):
@@ -173,6 +216,9 @@ class HungarianTracker(Tracker):
         self.static_hypothesis = bool(static_hypothesis)
         self.camera_motion = bool(camera_motion)
         self.lost_last = bool(lost_last)
+        if lost_penalty < 0:
+            raise ValueError(f"lost_penalty is {lost_penalty}; expected >= 0")
+        self.lost_penalty = float(lost_penalty)
         self.low_score_pass = bool(low_score_pass)
         self.high_score_threshold = float(high_score_threshold)
         self.max_center_distance = float(max_center_distance)
@@ -184,15 +230,28 @@ class HungarianTracker(Tracker):
         if small_object_area < 1:
             raise ValueError(f"small_object_area is {small_object_area}; expected >= 1")
         self.small_object_area = float(small_object_area)
+        if scale_min_area < 1 or max_scale_rate < 0:
+            raise ValueError(
+                f"scale_min_area is {scale_min_area} and max_scale_rate {max_scale_rate}; expected >= 1 and >= 0"
+            )
+        if not 0 < max_outside_fraction <= 1:
+            raise ValueError(f"max_outside_fraction is {max_outside_fraction}; expected 0 < x <= 1")
+        self.scale_prediction = bool(scale_prediction)
+        self.scale_min_area = float(scale_min_area)
+        self.max_scale_rate = float(max_scale_rate)
+        self.max_outside_fraction = float(max_outside_fraction)
+        if int(mask_samples) != mask_samples or mask_samples < 0:
+            raise ValueError(f"mask_samples is {mask_samples}; expected an integer >= 0 (0 = keep every pixel)")
+        self.mask_samples = int(mask_samples)
         self.device = None if device is None else torch.device(device)
         self._cmc = CameraMotionEstimator(max_side=cmc_max_side) if self.camera_motion else None
         self.reset()
 
     def reset(self) -> None:
         self._tracks = TrackTable()
-        # Sparse track memory on the association grid: flat pixel index and track slot (row of
+        # Sparse track memory on the association grid: pixel coordinates and track slot (row of
         # self._tracks) of every remembered pixel; the last mask of each live track.
-        self._mem_pix: torch.Tensor | None = None  # (K,) int64
+        self._mem_yx: torch.Tensor | None = None  # (K, 2) float32 (row, column), in the frame the track was seen in
         self._mem_slot: torch.Tensor | None = None  # (K,) int64
         self._shape: tuple[int, int] | None = None
         self._prev_time = -math.inf
@@ -207,7 +266,7 @@ class HungarianTracker(Tracker):
     @property
     def memory_pixels(self) -> int:
         """Remembered mask pixels (bounded by live tracks x frame size)."""
-        return 0 if self._mem_pix is None else int(self._mem_pix.numel())
+        return 0 if self._mem_yx is None else int(self._mem_yx.shape[0])
 
     def stride(self, height: int, width: int) -> int:
         """Subsampling step of the association grid for an ``height x width`` frame."""
@@ -228,7 +287,7 @@ class HungarianTracker(Tracker):
 
         # Step 1: label the current things 1..M on the grid (stuff and void 0).
         s = self.stride(*shape)
-        grid = id_map[::s, ::s].contiguous() if s > 1 else id_map
+        grid = id_map[::s, ::s] if s > 1 else id_map  # a strided view: labelled in one pass below
         height, width = grid.shape
         thing_idx = np.flatnonzero(pf.is_thing)
         n_cur = int(thing_idx.size)
@@ -237,11 +296,16 @@ class HungarianTracker(Tracker):
         cur = thing_label_map(grid, pf.segment_ids[thing_idx])  # [h*w] in 0..M
         fg = torch.nonzero(cur).squeeze(1)  # [F] thing pixels
         fg_label = cur.index_select(0, fg)  # [F] in 1..M
+        fg_y = torch.div(fg, width, rounding_mode="floor")  # [F]
+        fg_yx = torch.stack([fg_y, fg - fg_y * width], 1).double()  # [F, 2] (row, column)
         cur_area_t = torch.bincount(fg_label, minlength=n_cur + 1)[1:].double()  # [M]
-        cy = torch.bincount(fg_label, weights=(fg // width).double(), minlength=n_cur + 1)[1:] / cur_area_t
-        cx = torch.bincount(fg_label, weights=(fg % width).double(), minlength=n_cur + 1)[1:] / cur_area_t
+        cy = torch.bincount(fg_label, weights=fg_yx[:, 0], minlength=n_cur + 1)[1:] / cur_area_t
+        cx = torch.bincount(fg_label, weights=fg_yx[:, 1], minlength=n_cur + 1)[1:] / cur_area_t
         centroids = torch.stack([cy, cx], 1).cpu().numpy()  # [M, 2] (y, x)
         areas = cur_area_t.cpu().numpy()  # [M]
+        # things touching the frame border are cut off: their area says little about their size
+        border = torch.cat([cur[:width], cur[-width:], cur[::width], cur[width - 1 :: width]])
+        clipped = torch.bincount(border, minlength=n_cur + 1)[1:].cpu().numpy() > 0  # [M]
 
         # Step 2: camera motion moves every remembered pixel and centre into this frame.
         if self._cmc is not None:
@@ -251,30 +315,41 @@ class HungarianTracker(Tracker):
             h_full = self._cmc.estimate(pf.frame.image, things)
             self.last_homography = h_full
             if len(tracks) and not np.allclose(h_full, np.eye(3)):
-                self._warp_memory(h_full, s, height, width)
+                d = np.diag([float(s), float(s), 1.0])  # grid -> full resolution
+                centre, zoom = local_similarity(np.linalg.inv(d) @ h_full @ d, tracks.centroid)  # [T, 2], [T]
+                w = tracks.warp  # compose: p -> zoom (k p + b - c) + c'
+                w[:, 1:] = zoom[:, None] * (w[:, 1:] - tracks.centroid) + centre
+                w[:, 0] *= zoom
+                tracks.centroid = centre
 
         # Step 3-4: IoU of predicted track masks with current things, gated by class.
         n_tracks = len(tracks)
         iou = np.zeros((n_tracks, n_cur))
         contain = np.zeros((n_tracks, n_cur))
-        if n_tracks and n_cur and self._mem_pix is not None and self._mem_pix.numel():
-            dt = np.minimum(now - tracks.last_seen, self.max_predict_seconds)  # [T]
-            zero = np.zeros((n_tracks, 2))
-            hypotheses = [tracks.velocity * dt[:, None]] if self.motion_prediction else [zero]
+        shift, scale = self._predict(now)  # [T, 2], [T]
+        inside = np.ones(n_tracks)  # fraction of each predicted mask inside the frame
+        if n_tracks and n_cur and self._mem_yx is not None and self._mem_yx.numel():
+            ones, zero = np.ones(n_tracks), np.zeros((n_tracks, 2))
+            hypotheses = [(shift, scale)]
             if self.motion_prediction and self.static_hypothesis:
-                hypotheses.append(zero)
-            for shifts in hypotheses:
-                iou_h, contain_h = self._overlap(shifts, cur, cur_area_t, n_cur, height, width)
+                hypotheses.append((zero, ones))
+            for k, (shifts, scales) in enumerate(hypotheses):
+                iou_h, contain_h, inside_h = self._overlap(shifts, scales, cur, cur_area_t, n_cur, height, width)
                 iou, contain = np.maximum(iou, iou_h), np.maximum(contain, contain_h)
+                inside = inside_h if k == 0 else np.maximum(inside, inside_h)
         same_class = tracks.categories[:, None] == cats[None, :]  # [T, M]
 
         # Step 5: association passes; each pass sees only what earlier passes left.
         track_of = np.full(n_cur, -1, np.int64)  # matched track slot per current thing
         free_t = np.ones(n_tracks, bool)
         if n_tracks and n_cur:
-            ratio = self._area_ratio(tracks.area, areas)  # [T, M]
+            ratio = self._area_ratio(tracks.area * (scale * tracks.warp[:, 0]) ** 2, areas)  # [T, M]
             contained = (contain >= self.min_containment) & (ratio <= self.max_containment_ratio)
             ok_iou = same_class & ((iou >= self.iou_threshold) | contained)
+            # a lost track predicted out of the frame has left: it may not claim a newcomer
+            left = (tracks.last_seen < self._prev_time) & (inside < 1 - self.max_outside_fraction)
+            same_class = same_class & ~left[:, None]
+            ok_iou &= same_class
             confident = scores >= self.high_score_threshold if self.low_score_pass else np.ones(n_cur, bool)
             joint = self.center_weight > 0 and self.max_center_distance > 0
             cost, limit = 1.0 - iou, None
@@ -285,6 +360,9 @@ class HungarianTracker(Tracker):
             # tracks seen in the previous frame choose first; lost ones get what they leave
             recent = tracks.last_seen >= self._prev_time
             row_groups = (recent, ~recent) if self.lost_last else (np.ones(n_tracks, bool),)
+            if not self.lost_last and self.lost_penalty:  # one joint assignment; lost tracks pay extra
+                cost = cost + self.lost_penalty * (~recent)[:, None]
+                limit = None if limit is None else limit + self.lost_penalty
             for cols_on in (confident, ~confident):  # 5a: confident segments; 5b: low-score ones
                 for rows_on in row_groups:
                     allowed = ok_iou & (free_t & rows_on)[:, None] & (cols_on & (track_of < 0))[None, :]
@@ -297,13 +375,29 @@ class HungarianTracker(Tracker):
                     r, c = assign(self._center_cost, allowed)
                     track_of[c], free_t[r] = r, False
 
-        # Step 6: matched things continue their track; the rest start tentative tracks.
+        # Step 6: matched things continue their track; the rest start tentative tracks. An
+        # unmatched track predicted mostly out of the frame has left the view.
         matched = track_of >= 0
-        tracks.observe(
-            track_of[matched], now, centroids[matched], areas[matched], self.velocity_smoothing, self.velocity_area_change
+        slots = track_of[matched]
+        scale_ok = (
+            ~clipped[matched]
+            & ~tracks.clipped[slots]
+            & (np.minimum(areas[matched], tracks.area[slots]) >= self.scale_min_area)
         )
+        tracks.observe(
+            slots,
+            now,
+            centroids[matched],
+            areas[matched],
+            self.velocity_smoothing,
+            self.velocity_area_change,
+            scale_ok=scale_ok,
+            max_scale_rate=self.max_scale_rate if self.scale_prediction and self.motion_prediction else 0.0,
+            clipped=clipped[matched],
+        )
+        gone = free_t & (inside < 1 - self.max_outside_fraction)  # [T_old]
         new = np.flatnonzero(~matched)
-        track_of[new] = tracks.add(cats[new], now, centroids[new], areas[new])
+        track_of[new] = tracks.add(cats[new], now, centroids[new], areas[new], clipped[new])
         track_ids = np.full(len(pf), -1, np.int32)
         track_ids[thing_idx] = tracks.ids[track_of]
 
@@ -311,70 +405,90 @@ class HungarianTracker(Tracker):
         # unmatched tracks (also where something now occludes them); forget expired tracks.
         dev = cur.device
         slot_of_label = torch.as_tensor(np.concatenate([[-1], track_of]), dtype=torch.long, device=dev)  # [M+1]
-        pix, slots = fg, slot_of_label.index_select(0, fg_label)
-        if self._mem_pix is not None and self._mem_pix.numel():
-            seen = torch.as_tensor(~free_t, dtype=torch.bool, device=dev)  # [T_old]
-            keep = ~seen.index_select(0, self._mem_slot)
-            pix = torch.cat([pix, self._mem_pix[keep]])
-            slots = torch.cat([slots, self._mem_slot[keep]])
+        mem_yx = fg_yx.float()  # [F, 2]
+        slots = slot_of_label.index_select(0, fg_label)
+        if self.mask_samples and n_cur:
+            # power-of-two steps: ~mask_samples to 4 x mask_samples pixels kept per mask
+            steps = 2 ** np.floor(np.log2(np.maximum(areas / self.mask_samples, 1.0)) / 2).astype(np.int64)  # [M]
+            tracks.sample_step[track_of] = steps
+            if (steps > 1).any():  # large masks: keep a regular sub-grid of their pixels
+                low_bits = torch.as_tensor(np.concatenate([[0], steps - 1]), device=dev).index_select(0, fg_label)
+                on = ((fg_y | (fg - fg_y * width)) & low_bits) == 0  # [F] row and column multiples of the step
+                mem_yx, slots = _select(on, mem_yx, slots)
+        if self._mem_yx is not None and self._mem_yx.numel():
+            keep = torch.as_tensor(free_t, dtype=torch.bool, device=dev).index_select(0, self._mem_slot)  # [K_old]
+            old_yx, old_slots = _select(keep, self._mem_yx, self._mem_slot)
+            mem_yx, slots = torch.cat([mem_yx, old_yx]), torch.cat([slots, old_slots])
         alive = ~tracks.expired(now, self.min_hits, self.max_lost_seconds, self.tentative_max_lost_seconds)
+        alive[: gone.size] &= ~gone
         if not alive.all():
             remap = np.full(len(tracks), -1, np.int64)
             remap[alive] = np.arange(int(alive.sum()))
             slots = torch.as_tensor(remap, device=dev).index_select(0, slots)
-            kept = slots >= 0
-            pix, slots = pix[kept], slots[kept]
+            mem_yx, slots = _select(slots >= 0, mem_yx, slots)
             tracks.keep(alive)
-        self._mem_pix, self._mem_slot = pix, slots
+        self._mem_yx, self._mem_slot = mem_yx, slots
 
         self._prev_time = now
         pf.track_ids = track_ids
         return pf
 
-    def _overlap(self, shifts, cur, cur_area_t, n_cur: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """IoU and containment ``(T, M) float64`` of the remembered masks moved by `shifts`
-        ``(T, 2)`` (y, x pixels) with the current things `cur` ``(h*w,)`` labelled 0..M."""
-        n_tracks = len(self._tracks)
-        table = torch.as_tensor(np.rint(shifts), dtype=torch.long, device=cur.device)  # [T, 2]
-        step = table.index_select(0, self._mem_slot)  # [K, 2]
-        py = self._mem_pix // width + step[:, 0]
-        px = self._mem_pix % width + step[:, 1]
-        inside = (py >= 0) & (py < height) & (px >= 0) & (px < width)
-        pred_slot = self._mem_slot[inside] + 1  # [K'] in 1..T
-        under = cur.index_select(0, py[inside] * width + px[inside])  # [K'] label under each predicted pixel
-        hist = pair_histogram(pred_slot, under, n_tracks, n_cur)  # [T+1, M+1]
-        inter = hist[1:, 1:].double()  # [T, M]
-        pred_area = hist[1:].sum(1, keepdim=True).double()  # [T, 1]
+    def _predict(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-track predicted ``(shift (T, 2) (y, x) grid pixels, scale (T,))`` at frame time `now`."""
+        tracks = self._tracks
+        if not self.motion_prediction:
+            return np.zeros((len(tracks), 2)), np.ones(len(tracks))
+        shift, scale = tracks.predict(now, self.max_predict_seconds)
+        return shift, (scale if self.scale_prediction else np.ones(len(tracks)))
+
+    def _overlap(
+        self, shifts, scales, cur, cur_area_t, n_cur: int, height: int, width: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """IoU and containment ``(T, M) float64`` of the remembered masks, carried by the camera
+        (`TrackTable.warp`) then moved by `shifts` ``(T, 2)`` (y, x pixels) and scaled by
+        `scales` ``(T,)`` about their centres, with the current things `cur` ``(h*w,)``
+        labelled 0..M; and ``(T,)`` the fraction of each predicted mask inside the frame.
+        A scaled mask is a sample of the object: each of its pixels counts for scale² pixels."""
+        tracks = self._tracks
+        n_tracks = len(tracks)
+        dev = cur.device
+        # p -> c + shift + s (k p + b - c) = (s k) p + (s b + (1 - s) c + shift)
+        k = scales * tracks.warp[:, 0]  # [T]
+        off = scales[:, None] * tracks.warp[:, 1:] + (1 - scales)[:, None] * tracks.centroid + shifts  # [T, 2]
+        off = np.where((k == 1.0)[:, None], np.rint(off), off)  # translation only: whole pixels
+        table = torch.as_tensor(np.concatenate([k[:, None], off], 1), dtype=torch.float32, device=dev)  # [T, 3]
+        slot = self._mem_slot
+        par = table.index_select(0, slot)  # [K, 3]
+        pts = torch.addcmul(par[:, 1:], self._mem_yx, par[:, :1]).round_()  # [K, 2] float32, whole pixels
+        size = torch.tensor([height, width], dtype=pts.dtype, device=dev)
+        inside = ((pts >= 0) & (pts < size)).all(1)  # [K]
+        flat = torch.where(inside, pts[:, 0] * width + pts[:, 1], 0.0).long()
+        # label under each predicted pixel; M + 1 where it fell outside the frame
+        under = torch.where(inside, cur.index_select(0, flat), n_cur + 1)  # [K]
+        hist = pair_histogram(slot + 1, under, n_tracks, n_cur + 1).double()  # [T+1, M+2]
+        # a scaled or sub-sampled mask is a sample: each remembered pixel counts for (k m)² pixels
+        weight = (k * tracks.sample_step) ** 2  # [T]
+        hist = hist[1:] * torch.as_tensor(weight, device=dev)[:, None]  # [T, M+2]
+        inter = hist[:, 1 : n_cur + 1]  # [T, M]
+        pred_area = hist[:, : n_cur + 1].sum(1, keepdim=True)  # [T, 1] inside the frame
         union = pred_area + cur_area_t[None, :] - inter
         iou = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
         contain = inter / torch.minimum(pred_area, cur_area_t[None, :]).clamp(min=1)
-        return iou.cpu().numpy(), contain.cpu().numpy()
-
-    def _warp_memory(self, h_full: np.ndarray, s: int, height: int, width: int) -> None:
-        """Move remembered pixels and track centres by the homography `h_full` (full-res coords)."""
-        d = np.diag([float(s), float(s), 1.0])  # grid -> full resolution
-        h = np.linalg.inv(d) @ h_full @ d
-        tracks = self._tracks
-        cy, cx = warp_points(h, torch.from_numpy(tracks.centroid[:, 0]), torch.from_numpy(tracks.centroid[:, 1]))
-        tracks.centroid = torch.stack([cy, cx], 1).double().numpy()
-        if self._mem_pix is None or not self._mem_pix.numel():
-            return
-        y, x = warp_points(h, self._mem_pix // width, self._mem_pix % width)
-        y, x = torch.round(y).long(), torch.round(x).long()
-        inside = (y >= 0) & (y < height) & (x >= 0) & (x < width)
-        self._mem_pix = (y * width + x)[inside]
-        self._mem_slot = self._mem_slot[inside]
+        full = np.maximum(tracks.area * k**2, 1e-9)  # predicted area with nothing cut off
+        inside_frac = np.minimum(pred_area[:, 0].cpu().numpy() / full, 1.0)
+        return iou.cpu().numpy(), contain.cpu().numpy(), inside_frac
 
     def _near(self, same_class: np.ndarray, centroids: np.ndarray, areas: np.ndarray, now: float) -> np.ndarray:
         """``(T, M) bool`` pairs close enough for the centre pass; sets `self._center_cost`."""
         tracks = self._tracks
-        dt = np.minimum(now - tracks.last_seen, self.max_predict_seconds)
-        pred = tracks.centroid + (tracks.velocity * dt[:, None] if self.motion_prediction else 0.0)  # [T, 2]
+        shift, scale = self._predict(now)
+        pred = tracks.centroid + shift  # [T, 2]
+        pred_area = tracks.area * (scale * tracks.warp[:, 0]) ** 2  # [T]
         dist = np.linalg.norm(pred[:, None, :] - centroids[None, :, :], axis=2)  # [T, M]
-        big = np.maximum(np.maximum(tracks.area[:, None], areas[None, :]), self.small_object_area)
+        big = np.maximum(np.maximum(pred_area[:, None], areas[None, :]), self.small_object_area)
         norm = dist / np.sqrt(big)
         self._center_cost = np.where(np.isfinite(norm), norm, _FORBIDDEN)
-        ratio = self._area_ratio(tracks.area, areas)
+        ratio = self._area_ratio(pred_area, areas)
         return same_class & (ratio <= self.max_area_ratio) & (norm <= self.max_center_distance)
 
     def _area_ratio(self, track_area: np.ndarray, cur_area: np.ndarray) -> np.ndarray:

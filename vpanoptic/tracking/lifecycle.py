@@ -28,9 +28,17 @@ class TrackTable:
         last_seen: ``(T,) float64`` frame time (s) of the last match.
         centroid: ``(T, 2) float64`` (y, x) at `last_seen`, in current-frame coordinates
             (moved with the camera every frame).
-        velocity: ``(T, 2) float64`` (y, x) pixels per second, camera motion removed.
+        velocity: ``(T, 2) float64`` (y, x) pixels per second at `last_seen`, camera motion removed.
+        scale_rate: ``(T,) float64`` growth rate of the object's linear size, d log(size) / dt
+            per second (> 0: approaching the camera); 0 unless scale updates are given.
         area: ``(T,) float64`` pixels at `last_seen`.
         hits: ``(T,) int64`` number of frames matched.
+        clipped: ``(T,) bool`` the mask at `last_seen` touched the frame border (cut off).
+        warp: ``(T, 3) float64`` (k, by, bx): the camera's motion since `last_seen`, per track,
+            as a similarity about the track: a remembered pixel p (coordinates of the frame it
+            was seen in) is at ``k * p + b`` now. Identity ``(1, 0, 0)`` when just seen.
+        sample_step: ``(T,) int64`` the remembered mask keeps one pixel in sample_step² (a
+            regular sub-grid), each standing for sample_step² pixels; 1 = every pixel.
     """
 
     def __init__(self):
@@ -43,13 +51,19 @@ class TrackTable:
         self.last_seen = np.zeros(0, np.float64)
         self.centroid = np.zeros((0, 2), np.float64)
         self.velocity = np.zeros((0, 2), np.float64)
+        self.scale_rate = np.zeros(0, np.float64)
         self.area = np.zeros(0, np.float64)
         self.hits = np.zeros(0, np.int64)
+        self.clipped = np.zeros(0, bool)
+        self.warp = np.zeros((0, 3), np.float64)
+        self.sample_step = np.zeros(0, np.int64)
 
     def __len__(self) -> int:
         return int(self.ids.size)
 
-    def add(self, categories: np.ndarray, now: float, centroids: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    def add(
+        self, categories: np.ndarray, now: float, centroids: np.ndarray, areas: np.ndarray, clipped: np.ndarray | None = None
+    ) -> np.ndarray:
         """Start ``n = len(categories)`` new tracks; returns their ``(n,)`` new slots."""
         n = len(categories)
         start = len(self)
@@ -59,8 +73,12 @@ class TrackTable:
         self.last_seen = np.concatenate([self.last_seen, np.full(n, now)])
         self.centroid = np.concatenate([self.centroid, np.asarray(centroids, np.float64).reshape(n, 2)])
         self.velocity = np.concatenate([self.velocity, np.zeros((n, 2))])
+        self.scale_rate = np.concatenate([self.scale_rate, np.zeros(n)])
         self.area = np.concatenate([self.area, np.asarray(areas, np.float64)])
         self.hits = np.concatenate([self.hits, np.ones(n, np.int64)])
+        self.clipped = np.concatenate([self.clipped, np.zeros(n, bool) if clipped is None else np.asarray(clipped, bool)])
+        self.warp = np.concatenate([self.warp, np.tile([1.0, 0.0, 0.0], (n, 1))])
+        self.sample_step = np.concatenate([self.sample_step, np.ones(n, np.int64)])
         return np.arange(start, start + n)
 
     def observe(
@@ -71,29 +89,71 @@ class TrackTable:
         areas: np.ndarray,
         smoothing: float,
         max_area_change: float = np.inf,
+        scale_ok: np.ndarray | None = None,
+        max_scale_rate: float = 0.0,
+        clipped: np.ndarray | None = None,
     ) -> None:
         """Matched tracks at `slots` were seen at `centroids` ``(n, 2)`` with `areas` ``(n,)``.
 
         The velocity is an exponential moving average of displacement / elapsed time with
         weight `smoothing` on the newest step (the first step is taken as is). A step whose
-        area changed by more than the factor `max_area_change` (an object being occluded or
-        reappearing: its centre moves though the object does not) leaves the velocity as it is.
+        area changed by more than the factor `max_area_change` beyond the predicted growth (an
+        object being occluded or reappearing: its centre moves though the object does not)
+        leaves velocity and scale rate as they are.
+
+        Scale (an object approaching or receding: size and image speed grow or shrink
+        together, as under a camera driving forward): where `scale_ok` ``(n,) bool`` is True
+        (both masks large enough and clear of the frame border, so their area ratio is
+        trustworthy), the step's growth rate 0.5 * log(area ratio) / dt, clipped to
+        +-`max_scale_rate` per second, enters `scale_rate` with weight `smoothing`. The
+        velocity is then the one at the end of the step under exponential growth (see `predict`).
         """
         if not len(slots):
             return
         dt = now - self.last_seen[slots]  # [n]
         old = self.area[slots]
-        change = np.maximum(old, areas) / np.maximum(np.minimum(old, areas), 1.0)
+        rate = self.scale_rate[slots]  # [n]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            expected = old * np.exp(2 * rate * np.maximum(dt, 0))
+            change = np.maximum(expected, areas) / np.maximum(np.minimum(expected, areas), 1.0)
         good = (dt > 0) & np.isfinite(centroids).all(1) & (change <= max_area_change)
-        step = np.zeros((len(slots), 2))
-        step[good] = (centroids[good] - self.centroid[slots][good]) / dt[good, None]
         first = self.hits[slots] == 1
+        if scale_ok is not None and max_scale_rate > 0:
+            upd = good & np.asarray(scale_ok, bool) & (old > 0) & (areas > 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                step_rate = np.clip(0.5 * np.log(areas / old) / dt, -max_scale_rate, max_scale_rate)
+            new_rate = np.where(first, step_rate, smoothing * step_rate + (1 - smoothing) * rate)
+            rate = np.where(upd, new_rate, rate)
+            self.scale_rate[slots] = rate
+        step = np.zeros((len(slots), 2))
+        # displacement D over dt under growth rate r: velocity at the end = D / dt * h(r dt),
+        # h(x) = x e^x / (e^x - 1) (1 for r = 0)
+        x = rate[good] * dt[good]
+        h = np.where(np.abs(x) > 1e-9, x * np.exp(x) / np.where(np.abs(x) > 1e-9, np.expm1(x), 1.0), 1.0)
+        step[good] = (centroids[good] - self.centroid[slots][good]) / dt[good, None] * h[:, None]
         new_v = np.where(first[:, None], step, smoothing * step + (1 - smoothing) * self.velocity[slots])
         self.velocity[slots] = np.where(good[:, None], new_v, self.velocity[slots])
         self.centroid[slots] = centroids
         self.area[slots] = areas
         self.last_seen[slots] = now
         self.hits[slots] += 1
+        self.warp[slots] = (1.0, 0.0, 0.0)
+        if clipped is not None:
+            self.clipped[slots] = clipped
+
+    def predict(self, now: float, max_seconds: float) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted motion since `last_seen`: ``(shift (T, 2) (y, x) pixels, scale (T,))``.
+
+        Exponential growth at `scale_rate` r for dt = min(now - last_seen, max_seconds): the
+        size is multiplied by e^(r dt) and the centre moves by velocity x (e^(r dt) - 1) / r
+        (velocity x dt when r = 0): image speed grows with size, as for a static object seen
+        from a camera driving towards it.
+        """
+        dt = np.clip(now - self.last_seen, 0.0, max_seconds)  # [T]
+        x = self.scale_rate * dt
+        small = np.abs(x) < 1e-9
+        factor = np.where(small, dt, np.expm1(x) / np.where(small, 1.0, self.scale_rate))  # [T]
+        return self.velocity * factor[:, None], np.exp(x)
 
     def states(self, now: float, min_hits: int) -> np.ndarray:
         """``(T,) int8`` TENTATIVE, CONFIRMED or LOST at frame time `now`."""
@@ -108,5 +168,5 @@ class TrackTable:
 
     def keep(self, mask: np.ndarray) -> None:
         """Keep only the rows where `mask` ``(T,) bool`` is True (in order)."""
-        for name in ("ids", "categories", "last_seen", "centroid", "velocity", "area", "hits"):
+        for name in ("ids", "categories", "last_seen", "centroid", "velocity", "scale_rate", "area", "hits", "clipped", "warp", "sample_step"):
             setattr(self, name, getattr(self, name)[mask])

@@ -3,7 +3,8 @@
 A dashcam or a panning webcam moves every pixel between frames; masks remembered from the
 previous frame no longer overlap their objects. `CameraMotionEstimator` tracks corners of
 the background (thing pixels masked out) with pyramidal Lucas-Kanade optical flow on a
-downscaled grey image and fits a homography with RANSAC (OpenCV). `warp_points` moves the
+downscaled grey image and fits a homography with RANSAC (OpenCV). The inlier corners are
+tracked on into the next frame; new corners are detected only when too few remain. `warp_points` moves the
 tracker's remembered pixels and centres with it.
 """
 
@@ -13,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["CameraMotionEstimator", "warp_points"]
+__all__ = ["CameraMotionEstimator", "local_similarity", "warp_points"]
 
 
 class CameraMotionEstimator:
@@ -29,6 +30,13 @@ class CameraMotionEstimator:
         min_inliers: fewer inliers than this (or a degenerate fit) gives the identity.
         max_translation: a fit that moves the image centre by more than this fraction of the
             longer side is rejected as implausible (identity).
+        redetect_fraction: the inlier corners of one fit are tracked on into the next frame
+            (Shi-Tomasi detection is the costliest step); corners are detected afresh when
+            fewer than this fraction of `max_corners` remain. 1 = detect every frame.
+
+    The grey image is the green channel (the largest term of luma), subsampled to at most
+    twice the working size and then area-averaged: a tenth of the cost of a full-resolution
+    colour conversion and resize.
     """
 
     def __init__(
@@ -43,6 +51,7 @@ class CameraMotionEstimator:
         ransac_threshold: float = 1.0,
         min_inliers: int = 15,
         max_translation: float = 0.25,
+        redetect_fraction: float = 0.5,
     ):
         if max_side < 32 or max_corners < 4 or min_inliers < 4:
             raise ValueError("camera motion: expected max_side >= 32, max_corners >= 4, min_inliers >= 4")
@@ -57,11 +66,15 @@ class CameraMotionEstimator:
         self.ransac_threshold = float(ransac_threshold)
         self.min_inliers = int(min_inliers)
         self.max_translation = float(max_translation)
+        if not 0 <= redetect_fraction <= 1:
+            raise ValueError(f"camera motion: redetect_fraction is {redetect_fraction}; expected 0 <= x <= 1")
+        self.redetect_fraction = float(redetect_fraction)
         self.reset()
 
     def reset(self) -> None:
         self._prev_grey: np.ndarray | None = None  # (h, w) uint8, downscaled
         self._prev_mask: np.ndarray | None = None  # (h, w) uint8, 255 where corners may be taken
+        self._prev_points: np.ndarray | None = None  # (N, 1, 2) float32 inlier corners (x, y) in the previous grey
         self.last_inliers = 0
 
     def working_size(self, height: int, width: int) -> tuple[int, int]:
@@ -84,21 +97,23 @@ class CameraMotionEstimator:
         height, width = image.shape[:2]
         scale = min(1.0, self.max_side / max(height, width))
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
-        if scale < 1:
+        step = max(1, int(1 / scale) // 2)  # subsample to >= twice the working size, then average
+        grey = np.ascontiguousarray(image[::step, ::step, 1])
+        if grey.shape[::-1] != size:
             grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         mask = np.full(grey.shape, 255, np.uint8)
         if things is not None:
             t8 = cv2.resize(things.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
             mask[cv2.dilate(t8, np.ones((3, 3), np.uint8)) > 0] = 0
-        prev, prev_mask = self._prev_grey, self._prev_mask
-        self._prev_grey, self._prev_mask = grey, mask
+        prev, prev_mask, corners = self._prev_grey, self._prev_mask, self._prev_points
+        self._prev_grey, self._prev_mask, self._prev_points = grey, mask, None
         self.last_inliers = 0
         if prev is None or prev.shape != grey.shape:
             return np.eye(3)
-        corners = cv2.goodFeaturesToTrack(
-            prev, self.max_corners, self.corner_quality, self.min_corner_distance, mask=prev_mask
-        )
+        if corners is None or len(corners) < max(self.min_inliers, self.redetect_fraction * self.max_corners):
+            corners = cv2.goodFeaturesToTrack(
+                prev, self.max_corners, self.corner_quality, self.min_corner_distance, mask=prev_mask
+            )
         if corners is None or len(corners) < self.min_inliers:
             return np.eye(3)
         moved, status, _ = cv2.calcOpticalFlowPyrLK(
@@ -112,6 +127,12 @@ class CameraMotionEstimator:
         if h is None or inliers is None or int(inliers.sum()) < self.min_inliers:
             return np.eye(3)
         self.last_inliers = int(inliers.sum())
+        # inliers on the background of this frame are the next frame's corners
+        kept = dst[inliers.reshape(-1).astype(bool)]
+        xi, yi = np.rint(kept[:, 0]).astype(np.int64), np.rint(kept[:, 1]).astype(np.int64)
+        on = (xi >= 0) & (xi < grey.shape[1]) & (yi >= 0) & (yi < grey.shape[0])
+        on[on] = mask[yi[on], xi[on]] > 0
+        self._prev_points = np.ascontiguousarray(kept[on].reshape(-1, 1, 2), dtype=np.float32)
         s = np.diag([scale, scale, 1.0])
         full = np.linalg.inv(s) @ h @ s
         centre = np.array([width / 2, height / 2, 1.0])
@@ -138,3 +159,27 @@ def warp_points(h: np.ndarray, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.
     den = x * m[6] + y * m[7] + m[8]
     den = torch.where(den.abs() < 1e-9, torch.full_like(den, 1e-9), den)
     return (x * m[3] + y * m[4] + m[5]) / den, (x * m[0] + y * m[1] + m[2]) / den
+
+
+def local_similarity(h: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where a homography moves each point, and how much it zooms there.
+
+    Args:
+        h: ``(3, 3)`` homography on ``[x, y, 1]``.
+        points: ``(N, 2) float`` (y, x).
+    Returns:
+        ``(moved (N, 2) float64 (y, x), zoom (N,) float64)``: zoom is the linear scale of the
+        homography at each point (square root of its Jacobian determinant), so that a small
+        neighbourhood of point c moves as ``q -> moved + zoom * (q - c)``.
+    """
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    y, x = pts[:, 0], pts[:, 1]
+    den = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+    den = np.where(np.abs(den) < 1e-9, 1e-9, den)
+    u = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / den
+    v = (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / den
+    # Jacobian of (u, v) in (x, y): d(num / den) = (d num - (num / den) d den) / den
+    du_dx, du_dy = (h[0, 0] - u * h[2, 0]) / den, (h[0, 1] - u * h[2, 1]) / den
+    dv_dx, dv_dy = (h[1, 0] - v * h[2, 0]) / den, (h[1, 1] - v * h[2, 1]) / den
+    zoom = np.sqrt(np.abs(du_dx * dv_dy - du_dy * dv_dx))
+    return np.stack([v, u], 1), zoom

@@ -1,0 +1,201 @@
+"""Motion model of the hungarian tracker: growth (scale) prediction, tracks leaving the frame,
+per-track camera warps, sub-sampled mask memory, corner re-use in the camera-motion estimate."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vpanoptic.datasets import KITTI_STEP
+from vpanoptic.tracking import CameraMotionEstimator, HungarianTracker, thing_label_map
+from vpanoptic.tracking.lifecycle import TrackTable
+from vpanoptic.tracking.motion import local_similarity
+from vpanoptic.types import Frame, PanopticFrame
+
+CAR, ROAD = 13, 0
+
+
+def frame_with(boxes, t, index, shape, image=None):
+    """boxes: list of (true id, (y0, y1, x0, x1)) cars, clipped to the frame."""
+    sem = np.full(shape, ROAD)
+    inst = np.zeros(shape, int)
+    for label, (y0, y1, x0, x1) in boxes:
+        y0, y1 = max(int(round(y0)), 0), min(int(round(y1)), shape[0])
+        x0, x1 = max(int(round(x0)), 0), min(int(round(x1)), shape[1])
+        if y1 > y0 and x1 > x0:
+            sem[y0:y1, x0:x1] = CAR
+            inst[y0:y1, x0:x1] = label
+    img = np.zeros((*shape, 3), np.uint8) if image is None else image
+    pf = PanopticFrame.from_labels(Frame(index, index, t, 0.0, img), sem, inst, KITTI_STEP)
+    pf.gt = pf.track_ids.copy()
+    pf.track_ids[:] = -1
+    return pf
+
+
+def ids_by_truth(pf):
+    return {int(g): int(t) for g, t in zip(pf.gt, pf.track_ids) if g > 0}
+
+
+def test_local_similarity_of_a_translation_and_a_zoom():
+    shift = np.array([[1, 0, 5.0], [0, 1, -3.0], [0, 0, 1]])  # x + 5, y - 3
+    moved, zoom = local_similarity(shift, np.array([[10.0, 20.0], [0.0, 0.0]]))
+    assert np.allclose(moved, [[7, 25], [-3, 5]]) and np.allclose(zoom, 1)
+    about = np.array([[2, 0, -100.0], [0, 2, -50.0], [0, 0, 1]])  # zoom x2 about (x, y) = (100, 50)
+    moved, zoom = local_similarity(about, np.array([[50.0, 100.0], [60.0, 100.0]]))
+    assert np.allclose(moved, [[50, 100], [70, 100]]) and np.allclose(zoom, 2)
+    perspective = np.array([[1, 0, 0], [0, 1, 0], [0.001, 0, 1.0]])  # shrinks to the right
+    moved, zoom = local_similarity(perspective, np.array([[0.0, 0.0], [30.0, 500.0]]))
+    # at x = 500: w = 1.5, du/dx = (1 - u / 1000) / w = 4 / 9, dv/dy = 1 / w
+    assert np.allclose(moved[1], [20, 500 / 1.5])
+    assert zoom[0] == pytest.approx(1) and zoom[1] == pytest.approx(math.sqrt(4 / 9 / 1.5))
+
+
+def test_track_table_learns_growth_and_predicts_exponentially():
+    table = TrackTable()
+    slots = table.add(np.array([CAR]), 0.0, np.array([[10.0, 10.0]]), np.array([100.0]))
+    # area x4 (size x2) in 0.1 s while the centre moves 10 px right: rate ln(2) / 0.1 per s
+    table.observe(slots, 0.1, np.array([[10.0, 20.0]]), np.array([400.0]), smoothing=0.5,
+                  scale_ok=np.array([True]), max_scale_rate=100.0)
+    rate = math.log(2) / 0.1
+    assert table.scale_rate[0] == pytest.approx(rate)
+    # the velocity is the one at the end of the step: 10 px in 0.1 s under doubling -> 200 px/s
+    assert table.velocity[0] == pytest.approx([0.0, 10 / 0.1 * 2 * math.log(2)])
+    shift, scale = table.predict(0.2, max_seconds=1.0)
+    assert scale[0] == pytest.approx(2.0) and shift[0] == pytest.approx([0.0, 20.0])  # the next doubling
+    assert table.predict(0.2, max_seconds=0.05)[1][0] == pytest.approx(2 ** 0.5)
+    # clipped rate; no update where the area is not trusted; growth off without scale_ok
+    table.observe(slots, 0.2, np.array([[10.0, 40.0]]), np.array([1600.0]), smoothing=1.0,
+                  scale_ok=np.array([True]), max_scale_rate=3.0)
+    assert table.scale_rate[0] == pytest.approx(3.0)
+    table.observe(slots, 0.3, np.array([[10.0, 40.0]]), np.array([10.0]), smoothing=1.0,
+                  scale_ok=np.array([False]), max_scale_rate=3.0)
+    assert table.scale_rate[0] == pytest.approx(3.0)
+    flat = TrackTable()
+    s = flat.add(np.array([CAR]), 0.0, np.array([[0.0, 0.0]]), np.array([100.0]))
+    flat.observe(s, 0.1, np.array([[0.0, 1.0]]), np.array([150.0]), smoothing=0.5)
+    assert flat.scale_rate[0] == 0 and flat.predict(0.2, 1.0)[1][0] == 1.0
+
+
+def approaching_car(k, focus=(40.0, 60.0), start=(40.0, 68.0), half=(2.0, 4.0), growth=1.6):
+    """A car seen from a camera driving towards it: it grows by `growth` per frame about `focus`."""
+    s = growth**k
+    cy, cx = focus[0] + (start[0] - focus[0]) * s, focus[1] + (start[1] - focus[1]) * s
+    return (1, (cy - half[0] * s, cy + half[0] * s, cx - half[1] * s, cx + half[1] * s))
+
+
+def test_an_approaching_car_missed_for_a_frame_keeps_its_id_with_growth_prediction():
+    shape = (80, 400)
+    results = {}
+    for scale_prediction in (True, False):
+        tracker = HungarianTracker(camera_motion=False, scale_prediction=scale_prediction, scale_min_area=16)
+        ids = []
+        for k in range(7):  # 3 fps; 16 x 8 px growing to 270 x 134 px
+            boxes = [] if k == 5 else [approaching_car(k)]  # missed once, when it grows fastest
+            ids.append(ids_by_truth(tracker.update(frame_with(boxes, k / 3, k, shape))).get(1))
+        results[scale_prediction] = {i for i in ids if i is not None}
+    assert results[True] == {1}
+    assert len(results[False]) > 1  # a constant velocity falls behind and the size no longer fits
+
+
+def test_a_track_that_left_the_frame_does_not_claim_a_newcomer_at_the_border():
+    shape = (20, 60)
+    results = {}
+    for fraction in (0.5, 1.0):
+        tracker = HungarianTracker(camera_motion=False, max_outside_fraction=fraction)
+        first = None
+        for k in range(8):  # car 1 drives out to the right at 6 px per frame
+            pf = tracker.update(frame_with([(1, (5, 13, 20 + 6 * k, 32 + 6 * k))], k * 0.1, k, shape))
+            first = first or ids_by_truth(pf).get(1)
+        # car 2 backs in at the same border two frames later, overlapping where car 1 would be
+        tracker.update(frame_with([], 0.8, 8, shape))
+        pf = tracker.update(frame_with([(2, (5, 13, 52, 60))], 0.9, 9, shape))
+        results[fraction] = (first, ids_by_truth(pf)[2], tracker.num_tracks)
+    first, newcomer, live = results[0.5]
+    assert newcomer != first and live == 1  # car 1's track was removed when it left
+    first, newcomer, live = results[1.0]
+    assert newcomer != first and live == 2  # without the rule the stale track lingers
+
+
+def test_large_masks_are_remembered_on_a_sub_grid_and_still_tracked():
+    shape = (40, 80)
+    for samples, expect_fewer in ((16, True), (0, False)):
+        tracker = HungarianTracker(camera_motion=False, mask_samples=samples)
+        ids = set()
+        for k in range(6):
+            pf = tracker.update(frame_with([(1, (4, 36, 4 + 3 * k, 44 + 3 * k))], k * 0.1, k, shape))  # 32 x 40
+            ids.add(ids_by_truth(pf)[1])
+        assert ids == {1}
+        area = 32 * 40
+        assert (tracker.memory_pixels < area / 16) if expect_fewer else (tracker.memory_pixels == area)
+    with pytest.raises(ValueError, match="mask_samples"):
+        HungarianTracker(mask_samples=-1)
+    with pytest.raises(ValueError, match="max_outside_fraction"):
+        HungarianTracker(max_outside_fraction=0)
+
+
+def texture(seed=0, shape=(120, 400)):
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 255, (shape[0] // 6 + 1, shape[1] // 6 + 1, 3), np.uint8)
+    return np.repeat(np.repeat(blocks, 6, 0), 6, 1)[: shape[0], : shape[1]]
+
+
+@pytest.mark.parametrize("redetect", [0.5, 1.0])
+def test_camera_motion_estimate_follows_successive_pans_with_or_without_corner_reuse(redetect):
+    big = texture()
+    est = CameraMotionEstimator(redetect_fraction=redetect)
+    est.estimate(np.ascontiguousarray(big[:, 0:200]))
+    for off, step in ((7, 7), (10, 3), (19, 9), (19, 0)):
+        h = est.estimate(np.ascontiguousarray(big[:, off: off + 200]))
+        assert est.last_inliers >= 15
+        assert h[0, 2] == pytest.approx(-step, abs=0.5) and h[1, 2] == pytest.approx(0, abs=0.5)
+    with pytest.raises(ValueError, match="redetect_fraction"):
+        CameraMotionEstimator(redetect_fraction=1.5)
+
+
+def test_per_track_camera_warp_moves_a_lost_track_with_the_pan():
+    # a parked car hidden for two frames while the camera pans 10 px per frame: its remembered
+    # mask is carried by the per-track warp and it comes back with its id
+    shape = (120, 200)
+    big = texture(1)
+    tracker = HungarianTracker(max_center_distance=0)
+    ids = []
+    for k, off in enumerate([0, 10, 20, 30, 40, 50]):
+        img = np.ascontiguousarray(big[:, off: off + shape[1]])
+        boxes = [] if k in (3, 4) else [(1, (60, 66, 150 - off, 158 - off))]
+        pf = tracker.update(frame_with(boxes, k * 0.1, k, shape, image=img))
+        ids.append(ids_by_truth(pf).get(1))
+    assert ids[0] == ids[5] and ids[3] is None
+    warp = tracker._tracks.warp[0]
+    assert warp[0] == pytest.approx(1.0, abs=0.01) and warp[2] == pytest.approx(0.0)  # just seen: identity
+
+
+def test_thing_label_map_on_a_strided_view_ignores_ids_it_was_not_given():
+    id_map = torch.tensor([[0, 5, 9, 5], [7, 7, 7, 7], [9, 40, 5, -1], [1, 1, 1, 1]], dtype=torch.int32)
+    labels = thing_label_map(id_map[::2, ::1], np.array([9, 5]))  # rows 0 and 2
+    assert labels.dtype == torch.int64
+    assert labels.tolist() == [0, 2, 1, 2, 1, 0, 2, 0]
+    assert thing_label_map(id_map, np.zeros(0, np.int64)).sum() == 0
+
+
+def test_a_lost_track_is_not_starved_by_a_recent_one_with_another_segment_to_take():
+    # object 2 is missed once while object 1's mask bleeds over its place; next frame both are
+    # back: the joint assignment (default) gives both their ids back, the strict order
+    # (lost_last) lets the recent track take object 2's place and object 2 a new id
+    shape = (12, 40)
+    seq = [
+        [(1, (2, 10, 10, 20)), (2, (2, 10, 20, 30))],
+        [(1, (2, 10, 10, 20)), (2, (2, 10, 20, 30))],
+        [(1, (2, 10, 12, 30))],
+        [(1, (2, 10, 10, 20)), (2, (2, 10, 20, 30))],
+    ]
+    last = {}
+    for lost_last in (False, True):
+        tracker = HungarianTracker(camera_motion=False, lost_last=lost_last)
+        for k, boxes in enumerate(seq):
+            ids = ids_by_truth(tracker.update(frame_with(boxes, k * 0.1, k, shape)))
+        last[lost_last] = ids
+    assert last[False] == {1: 1, 2: 2}
+    assert last[True][2] == 3  # a new id for object 2
+    with pytest.raises(ValueError, match="lost_penalty"):
+        HungarianTracker(lost_penalty=-0.1)
