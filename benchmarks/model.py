@@ -37,8 +37,8 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (o
 OPTION_SETS = {
     "default": (1, {}),
     "threads=2": (2, {}),
-    "input 320x180": (1, {"input_size": "320x180"}),
-    "input 480x270": (1, {"input_size": "480x270"}),
+    "input 384x216": (1, {"input_size": "384x216"}),
+    "input 448x252": (1, {"input_size": "448x252"}),
     "input 640x360": (1, {"input_size": "640x360"}),
     "output_scale 1": (1, {"output_scale": 1.0}),
     "output_scale 0.25": (1, {"output_scale": 0.25}),
