@@ -179,6 +179,12 @@ class TrackerConfig:
     mask_samples: masks above 4x this many grid pixels are remembered on a sub-grid of about
         this many pixels (IoU estimated from samples; 0 = every pixel).
     max_pixels: larger frames are subsampled on a grid for association (0 = never).
+    appearance_weight: colour cue: the cost gains this x min(Lab distance of mean colours /
+        appearance_scale, 1) (0 = off; off by itself without images); appearance_gate: pairs
+        farther apart in Lab are never matched (0 = no gate); appearance_smoothing: weight of
+        the newest colour in a track's average, in (0, 1].
+    reid_distance: re-identification pass for what is left: same class, colours at most
+        reid_colour apart in Lab, centres within this many object sizes (0 = off; needs images).
     """
 
     name: str = "hungarian"
@@ -209,6 +215,12 @@ class TrackerConfig:
     max_outside_fraction: float = 0.5
     mask_samples: int = 1024
     max_pixels: int = 250_000
+    appearance_weight: float = 0.5
+    appearance_scale: float = 30.0
+    appearance_gate: float = 25.0
+    appearance_smoothing: float = 0.3
+    reid_distance: float = 3.0
+    reid_colour: float = 8.0
 
     def __post_init__(self):
         _check(
@@ -223,7 +235,8 @@ class TrackerConfig:
         for key in ("max_containment_ratio", "velocity_area_change", "max_area_ratio", "min_hits"):
             _check(getattr(self, key) >= 1, f"tracker.{key} is {getattr(self, key)}; expected >= 1")
         for key in ("max_lost_seconds", "tentative_max_lost_seconds", "max_center_distance", "max_pixels",
-                    "max_predict_seconds", "center_weight"):
+                    "max_predict_seconds", "center_weight", "appearance_weight", "appearance_gate",
+                    "reid_distance", "reid_colour"):
             _check(getattr(self, key) >= 0, f"tracker.{key} is {getattr(self, key)}; expected >= 0")
         _check(
             0 < self.velocity_smoothing <= 1,
@@ -239,6 +252,11 @@ class TrackerConfig:
         _check(self.mask_samples >= 0, f"tracker.mask_samples is {self.mask_samples}; expected >= 0")
         _check(self.scale_min_area >= 1, f"tracker.scale_min_area is {self.scale_min_area}; expected >= 1")
         _check(self.max_scale_rate >= 0, f"tracker.max_scale_rate is {self.max_scale_rate}; expected >= 0")
+        _check(self.appearance_scale > 0, f"tracker.appearance_scale is {self.appearance_scale}; expected > 0")
+        _check(
+            0 < self.appearance_smoothing <= 1,
+            f"tracker.appearance_smoothing is {self.appearance_smoothing}; expected 0 < x <= 1",
+        )
         _check(
             0 < self.max_outside_fraction <= 1,
             f"tracker.max_outside_fraction is {self.max_outside_fraction}; expected 0 < x <= 1",

@@ -23,6 +23,8 @@ subsampled on a regular grid (`max_pixels`) and large masks are remembered on a 
    pass tracks seen a frame ago and lost ones are assigned jointly, the lost ones at a
    higher cost (`lost_penalty`; or strictly after, `lost_last`); every pass is
    gated by class and by a minimum IoU (or containment, for masks that grow and shrink);
+   with the colour cue (`appearance.py`) every pass also weighs and gates by mean colour,
+   and a last pass re-identifies left-over tracks by colour near their predicted centre;
 6. life cycle (`lifecycle.py`): matched tracks update, unmatched segments start tentative
    tracks, tracks unseen for too long (in seconds of frame time) are removed; ids are never
    reused.
@@ -37,6 +39,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ..types import PanopticFrame
+from .appearance import AppearanceCue
 from .base import Tracker
 from .cost import pair_histogram, thing_label_map
 from .lifecycle import TrackTable
@@ -142,6 +145,12 @@ class HungarianTracker(Tracker):
             object size; 0 = keep every pixel.
         max_pixels: frames with more pixels are subsampled on a regular grid (stride
             ceil(sqrt(H*W / max_pixels))) for association; 0 = never.
+        appearance_weight, appearance_scale, appearance_gate, appearance_smoothing, reid_distance,
+        reid_colour: the colour cue, see `appearance.AppearanceCue` (weight, scale, gate,
+            smoothing, reid_radius, reid_colour): each pass's cost gains weight x min(Lab
+            distance / scale, 1), pairs farther apart than the gate never match, and a last pass
+            (5d) matches what is left by colour within reid_distance object sizes. All 0 = off;
+            off by itself on frames without pixels.
         device: where the IoU histogram is computed; defaults to the id map's device.
     """
 
@@ -175,6 +184,12 @@ class HungarianTracker(Tracker):
         max_outside_fraction: float = 0.5,
         mask_samples: int = 1024,
         max_pixels: int = 250_000,
+        appearance_weight: float = 0.5,
+        appearance_scale: float = 30.0,
+        appearance_gate: float = 25.0,
+        appearance_smoothing: float = 0.3,
+        reid_distance: float = 3.0,
+        reid_colour: float = 8.0,
         device: str | torch.device | None = None,
     ):
         if not 0 < iou_threshold <= 1:
@@ -245,6 +260,9 @@ class HungarianTracker(Tracker):
         self.mask_samples = int(mask_samples)
         self.device = None if device is None else torch.device(device)
         self._cmc = CameraMotionEstimator(max_side=cmc_max_side) if self.camera_motion else None
+        self._app = AppearanceCue(
+            appearance_weight, appearance_scale, appearance_gate, appearance_smoothing, reid_distance, reid_colour
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -306,6 +324,7 @@ class HungarianTracker(Tracker):
         # things touching the frame border are cut off: their area says little about their size
         border = torch.cat([cur[:width], cur[-width:], cur[::width], cur[width - 1 :: width]])
         clipped = torch.bincount(border, minlength=n_cur + 1)[1:].cpu().numpy() > 0  # [M]
+        colours = self._app.colours(pf.frame.image, s, fg, fg_y, fg_label, n_cur, shape)  # [M, 3] Lab, NaN: unknown
 
         # Step 2: camera motion moves every remembered pixel and centre into this frame.
         if self._cmc is not None:
@@ -353,10 +372,13 @@ class HungarianTracker(Tracker):
             confident = scores >= self.high_score_threshold if self.low_score_pass else np.ones(n_cur, bool)
             joint = self.center_weight > 0 and self.max_center_distance > 0
             cost, limit = 1.0 - iou, None
+            app_dist = self._app.distance(tracks.colour, colours)  # [T, M] Lab, 0 where unknown
+            app_cost, app_ok = self._app.cost(app_dist)
+            cost, ok_iou, same_class = cost + app_cost, ok_iou & app_ok, same_class & app_ok
             if joint:  # IoU and centre distance in one pass
                 ok_iou |= self._near(same_class, centroids, areas, now)
                 cost = cost + self.center_weight * np.minimum(self._center_cost, self.max_center_distance)
-                limit = 1.0 + self.center_weight * self.max_center_distance + 1e-3
+                limit = 1.0 + self.center_weight * self.max_center_distance + self._app.weight + 1e-3
             # tracks seen in the previous frame choose first; lost ones get what they leave
             recent = tracks.last_seen >= self._prev_time
             row_groups = (recent, ~recent) if self.lost_last else (np.ones(n_tracks, bool),)
@@ -372,8 +394,17 @@ class HungarianTracker(Tracker):
                 near = self._near(same_class, centroids, areas, now)
                 for rows_on in row_groups:
                     allowed = near & (free_t & rows_on)[:, None] & (track_of < 0)[None, :]
-                    r, c = assign(self._center_cost, allowed)
+                    r, c = assign(self._center_cost + app_cost, allowed)
                     track_of[c], free_t[r] = r, False
+            if self._app.reid_radius > 0 and free_t.any() and (track_of < 0).any():  # 5d: re-identification
+                if self.max_center_distance <= 0:
+                    self._near(same_class, centroids, areas, now)  # centre distances and area ratios
+                rows, cols = np.flatnonzero(free_t), np.flatnonzero(track_of < 0)
+                sub = np.ix_(rows, cols)
+                similar = same_class[sub] & self._app.similar(tracks.colour[rows], colours[cols], app_dist[sub])
+                near = similar & self._area_ok[sub] & (self._center_cost[sub] <= self._app.reid_radius)
+                r, c = assign(self._center_cost[sub] + app_cost[sub], near)
+                track_of[cols[c]], free_t[rows[r]] = rows[r], False
 
         # Step 6: matched things continue their track; the rest start tentative tracks. An
         # unmatched track predicted mostly out of the frame has left the view.
@@ -395,9 +426,11 @@ class HungarianTracker(Tracker):
             max_scale_rate=self.max_scale_rate if self.scale_prediction and self.motion_prediction else 0.0,
             clipped=clipped[matched],
         )
+        tracks.colour[slots] = self._app.blend(tracks.colour[slots], colours[matched])
         gone = free_t & (inside < 1 - self.max_outside_fraction)  # [T_old]
         new = np.flatnonzero(~matched)
         track_of[new] = tracks.add(cats[new], now, centroids[new], areas[new], clipped[new])
+        tracks.colour[track_of[new]] = colours[new]
         track_ids = np.full(len(pf), -1, np.int32)
         track_ids[thing_idx] = tracks.ids[track_of]
 
@@ -479,17 +512,19 @@ class HungarianTracker(Tracker):
         return iou.cpu().numpy(), contain.cpu().numpy(), inside_frac
 
     def _near(self, same_class: np.ndarray, centroids: np.ndarray, areas: np.ndarray, now: float) -> np.ndarray:
-        """``(T, M) bool`` pairs close enough for the centre pass; sets `self._center_cost`."""
+        """``(T, M) bool`` pairs close enough for the centre pass; sets `self._center_cost`
+        (centre distances in object sizes) and `self._area_ok` (areas within `max_area_ratio`)."""
         tracks = self._tracks
         shift, scale = self._predict(now)
         pred = tracks.centroid + shift  # [T, 2]
         pred_area = tracks.area * (scale * tracks.warp[:, 0]) ** 2  # [T]
-        dist = np.linalg.norm(pred[:, None, :] - centroids[None, :, :], axis=2)  # [T, M]
+        dist = np.hypot(pred[:, None, 0] - centroids[None, :, 0], pred[:, None, 1] - centroids[None, :, 1])  # [T, M]
         big = np.maximum(np.maximum(pred_area[:, None], areas[None, :]), self.small_object_area)
         norm = dist / np.sqrt(big)
         self._center_cost = np.where(np.isfinite(norm), norm, _FORBIDDEN)
         ratio = self._area_ratio(pred_area, areas)
-        return same_class & (ratio <= self.max_area_ratio) & (norm <= self.max_center_distance)
+        self._area_ok = ratio <= self.max_area_ratio
+        return same_class & self._area_ok & (norm <= self.max_center_distance)
 
     def _area_ratio(self, track_area: np.ndarray, cur_area: np.ndarray) -> np.ndarray:
         """``(T, M)`` larger / smaller area, each counted as at least `small_object_area`."""

@@ -39,6 +39,8 @@ class TrackTable:
             was seen in) is at ``k * p + b`` now. Identity ``(1, 0, 0)`` when just seen.
         sample_step: ``(T,) int64`` the remembered mask keeps one pixel in sample_step² (a
             regular sub-grid), each standing for sample_step² pixels; 1 = every pixel.
+        colour: ``(T, 3) float64`` moving average of the mean Lab colour (`appearance.py`);
+            NaN while unknown.
     """
 
     def __init__(self):
@@ -57,6 +59,7 @@ class TrackTable:
         self.clipped = np.zeros(0, bool)
         self.warp = np.zeros((0, 3), np.float64)
         self.sample_step = np.zeros(0, np.int64)
+        self.colour = np.zeros((0, 3), np.float64)
 
     def __len__(self) -> int:
         return int(self.ids.size)
@@ -79,6 +82,7 @@ class TrackTable:
         self.clipped = np.concatenate([self.clipped, np.zeros(n, bool) if clipped is None else np.asarray(clipped, bool)])
         self.warp = np.concatenate([self.warp, np.tile([1.0, 0.0, 0.0], (n, 1))])
         self.sample_step = np.concatenate([self.sample_step, np.ones(n, np.int64)])
+        self.colour = np.concatenate([self.colour, np.full((n, 3), np.nan)])
         return np.arange(start, start + n)
 
     def observe(
@@ -168,5 +172,5 @@ class TrackTable:
 
     def keep(self, mask: np.ndarray) -> None:
         """Keep only the rows where `mask` ``(T,) bool`` is True (in order)."""
-        for name in ("ids", "categories", "last_seen", "centroid", "velocity", "scale_rate", "area", "hits", "clipped", "warp", "sample_step"):
+        for name in ("ids", "categories", "last_seen", "centroid", "velocity", "scale_rate", "area", "hits", "clipped", "warp", "sample_step", "colour"):
             setattr(self, name, getattr(self, name)[mask])
