@@ -1,11 +1,11 @@
 """Live latency: a simulated camera through the live path for a fixed time (default 2 minutes).
 
     nice -n 15 python benchmarks/live_latency.py [--duration 120] [--fps 30] [--size 640x360]
-        [--model-delay-ms 0] [--headless OUT.mp4]
+        [--model-delay-ms 0] [--model oracle|vpanoptic-street|...] [--headless OUT.mp4]
 
 A `LiveSource` delivers a synthetic street clip (looped) at `--fps` like a camera; the
 oracle model segments it (plus `--model-delay-ms` of sleep per frame, to stand in for a
-slower network), the Hungarian tracker tracks, and the display sink composes the overlay
+slower network) or, with `--model`, a real model such as the default network, the Hungarian tracker tracks, and the display sink composes the overlay
 and HUD (discarded, or encoded to `--headless`). The run uses the live default: frame
 policy ``latest``.
 
@@ -75,7 +75,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=120.0, help="seconds of simulated live video (default 120)")
     parser.add_argument("--fps", type=float, default=30.0, help="camera rate")
     parser.add_argument("--size", default="640x360", help="WIDTHxHEIGHT")
-    parser.add_argument("--model-delay-ms", type=float, default=0.0, help="extra model time per frame")
+    parser.add_argument("--model-delay-ms", type=float, default=0.0, help="extra model time per frame (oracle)")
+    parser.add_argument("--model", default="oracle",
+                        help="oracle (default: looped ground truth) or a registered model, e.g. vpanoptic-street")
     parser.add_argument("--headless", help="also encode the displayed pictures to this MP4")
     parser.add_argument("--trace", help="write per-frame (capture time s, latency ms) to this CSV")
     args = parser.parse_args()
@@ -88,7 +90,10 @@ def main() -> None:
         images = [f.image for f in generate(0, LOOP_FRAMES, size=(width, height), fps=args.fps)]
         frames = round(args.duration * args.fps)
         source = LiveSource(lambda i: images[i % LOOP_FRAMES], fps=args.fps, num_frames=frames)
-        model = LoopedOracle(Path(tmp) / "clip" / "gt", args.model_delay_ms / 1000.0)
+        if args.model == "oracle":
+            model = LoopedOracle(Path(tmp) / "clip" / "gt", args.model_delay_ms / 1000.0)
+        else:
+            model = build_model(args.model, device="cpu")
         display = VideoFileDisplay(args.headless, fps=args.fps) if args.headless else NullDisplay()
         latencies = []  # (capture time since start s, capture → display ms)
 
@@ -106,7 +111,8 @@ def main() -> None:
     model_ms = summary["stage_ms"]["inference"]
     interval_ms = 1000.0 / args.fps
     captured = summary["frames"] + summary["dropped"]
-    print(f"live run: {args.duration:g} s at {args.fps:g} fps, {width}x{height}, oracle + {args.model_delay_ms:g} ms, "
+    print(f"live run: {args.duration:g} s at {args.fps:g} fps, {width}x{height}, "
+          f"{'oracle + ' + format(args.model_delay_ms, 'g') + ' ms' if args.model == 'oracle' else args.model}, "
           f"torch threads {threads}, policy {summary['policy']}")
     print(f"frames captured {captured}, shown {summary['frames']}, dropped {summary['dropped']} "
           f"({100.0 * summary['dropped'] / max(1, captured):.1f} %), display {summary['fps']} FPS, "
