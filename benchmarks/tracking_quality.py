@@ -59,7 +59,6 @@ ABLATIONS: dict[str, tuple[str, dict]] = {
     "no growth": ("hungarian", {"scale_prediction": False}),
     "lost last": ("hungarian", {"lost_last": True}),
     "no appearance": ("hungarian", {"appearance_weight": 0.0, "appearance_gate": 0.0, "reid_distance": 0.0}),
-    "one mean colour": ("hungarian", {"appearance_halves": False}),
 }
 
 

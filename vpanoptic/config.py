@@ -185,9 +185,6 @@ class TrackerConfig:
         the newest colour in a track's average, in (0, 1].
     reid_distance: re-identification pass for what is left: same class, colours at most
         reid_colour apart in Lab, centres within this many object sizes (0 = off; needs images).
-    appearance_halves: describe a segment by the mean colours of its upper and lower halves
-        (shirt and trousers) instead of one mean; distances are then the root mean square of
-        the two halves' Lab distances.
     """
 
     name: str = "hungarian"
@@ -224,7 +221,6 @@ class TrackerConfig:
     appearance_smoothing: float = 0.3
     reid_distance: float = 3.0
     reid_colour: float = 8.0
-    appearance_halves: bool = True
 
     def __post_init__(self):
         _check(

@@ -97,7 +97,7 @@ def test_weight_zero_reads_no_pixels_and_changes_nothing():
 
 
 def test_mean_colours_are_lab_of_the_segment_pixels():
-    cue = AppearanceCue(weight=1.0, halves=False)
+    cue = AppearanceCue(weight=1.0)
     img = np.zeros((4, 6, 3), np.uint8)
     img[:, :3] = RED
     img[:, 3:] = (255, 255, 255)
@@ -117,25 +117,6 @@ def test_mean_colours_are_lab_of_the_segment_pixels():
     placeholder = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (4, 6, 3))
     assert np.isnan(cue.colours(placeholder, 1, fg, fg // 6, labels[fg], 2, (4, 6))).all()
     assert np.isnan(cue.colours(np.zeros_like(img), 1, fg, fg // 6, labels[fg], 2, (4, 6))).all()
-
-def test_halves_tell_apart_objects_with_the_same_mean_colour():
-    """Red over blue and blue over red have one mean colour but different halves."""
-    img = np.zeros((4, 4, 3), np.uint8)
-    img[:2, :2], img[2:, :2] = RED, (0, 0, 255)            # object 1: red shirt, blue trousers
-    img[:2, 2:], img[2:, 2:] = (0, 0, 255), RED            # object 2: the other way round
-    labels = torch.tensor([[1, 1, 2, 2]] * 4).reshape(-1)
-    fg = torch.nonzero(labels).squeeze(1)
-    whole = AppearanceCue(weight=1.0, halves=False).colours(img, 1, fg, fg // 4, labels[fg], 2, (4, 4))
-    cue = AppearanceCue(weight=1.0)
-    halves = cue.colours(img, 1, fg, fg // 4, labels[fg], 2, (4, 4))
-    assert whole.shape == (2, 3) and halves.shape == (2, 6)
-    assert whole[0] == pytest.approx(whole[1], abs=1e-3)                      # one mean: indistinguishable
-    assert halves[0, :3] == pytest.approx(halves[1, 3:], abs=1e-3)            # red half above vs below
-    d = cue.distance(halves, halves)
-    assert d[0, 0] == pytest.approx(0, abs=1e-6) and d[0, 1] > 50           # far apart in Lab
-    tracker = HungarianTracker()                                              # the default
-    assert tracker._app.halves and tracker._tracks.colour.shape == (0, 6)
-
 
 def test_bad_appearance_options_are_rejected():
     with pytest.raises(ValueError, match="appearance"):

@@ -27,7 +27,7 @@ COLOUR_SAMPLES = 8192
 
 
 class AppearanceCue:
-    """Per-segment mean Lab colours (whole, or upper and lower halves) and the colour cost term.
+    """Per-segment mean Lab colours and the colour term of the association cost.
 
     Args:
         weight: the colour term added to the 1 - IoU cost is weight x min(distance / scale,
@@ -41,10 +41,6 @@ class AppearanceCue:
             tracker's `max_area_ratio`), are matched: objects that moved farther than the
             centre pass reaches (low frame rates, near objects); 0 = off.
         reid_colour: the largest Lab distance the re-identification pass accepts.
-        halves: describe a segment by the mean colours of its upper and lower halves (split at
-            its mean row: shirt and trousers, a car's windows and body) — ``(M, 6)`` colours,
-            distances the root mean square of the two halves' Lab distances — instead of one
-            mean (``(M, 3)``). A half without sampled pixels takes the whole segment's mean.
     """
 
     def __init__(
@@ -55,7 +51,6 @@ class AppearanceCue:
         smoothing: float = 0.3,
         reid_radius: float = 0.0,
         reid_colour: float = 10.0,
-        halves: bool = True,
     ):
         if weight < 0 or scale <= 0 or gate < 0 or reid_radius < 0 or reid_colour < 0:
             raise ValueError(
@@ -66,8 +61,6 @@ class AppearanceCue:
             raise ValueError(f"appearance_smoothing is {smoothing}; expected 0 < x <= 1")
         self.weight, self.scale, self.gate, self.smoothing = float(weight), float(scale), float(gate), float(smoothing)
         self.reid_radius, self.reid_colour = float(reid_radius), float(reid_colour)
-        self.halves = bool(halves)
-        self.dims = 6 if self.halves else 3
 
     @property
     def enabled(self) -> bool:
@@ -76,8 +69,8 @@ class AppearanceCue:
     def colours(
         self, image, stride: int, fg: torch.Tensor, fg_y: torch.Tensor, fg_label: torch.Tensor, n_cur: int, shape
     ) -> np.ndarray:
-        """Mean Lab colour per current thing: ``(M, dims) float64`` (upper half, lower half with
-        `halves`), NaN where unknown (also for a thing with no pixel among the `COLOUR_SAMPLES` read).
+        """Mean Lab colour per current thing: ``(M, 3) float64``, NaN where unknown (also for a
+        thing with no pixel among the `COLOUR_SAMPLES` read).
 
         Args:
             image: ``(H, W, 3) uint8`` RGB frame (numpy or tensor) or None; another size than
@@ -87,7 +80,7 @@ class AppearanceCue:
                 row; fg_label: ``(F,)`` their label 1..M.
             shape: ``(H, W)`` of the id map; the grid is ``[::stride, ::stride]`` of it.
         """
-        out = np.full((n_cur, self.dims), np.nan)
+        out = np.full((n_cur, 3), np.nan)
         if not self.enabled or image is None or n_cur == 0 or fg.numel() == 0:
             return out
         if isinstance(image, np.ndarray) and 0 in image.strides:  # broadcast from one value: a placeholder
@@ -111,22 +104,8 @@ class AppearanceCue:
         if not sums.any():  # an all-black (placeholder) image carries no appearance
             return out
         rgb = (sums / np.maximum(count, 1)[:, None] / 255.0).astype(np.float32)
-        whole = cv2.cvtColor(rgb[:, None, :], cv2.COLOR_RGB2Lab)[:, 0, :]
-        whole[count == 0] = np.nan
-        if not self.halves:
-            out[:] = whole
-            return out
-        # upper and lower half (split at each segment's mean row): shirt and trousers, roof and body
-        rows = fg_y.to(img.device).double()
-        mid = torch.bincount(lab, weights=rows, minlength=n_cur + 1) / torch.bincount(lab, minlength=n_cur + 1).clamp(min=1)
-        lower = (rows > mid.index_select(0, lab)).long()  # [S] 0 upper, 1 lower
-        hb = ((lab * 2 + lower)[:, None] * 3 + torch.arange(3, device=img.device)).reshape(-1)
-        hsums = torch.bincount(hb, weights=pix, minlength=6 * (n_cur + 1)).reshape(-1, 2, 3)[1:].cpu().numpy()
-        hcount = torch.bincount(lab * 2 + lower, minlength=2 * (n_cur + 1)).reshape(-1, 2)[1:].cpu().numpy()
-        hrgb = (hsums / np.maximum(hcount, 1)[:, :, None] / 255.0).astype(np.float32).reshape(-1, 1, 3)
-        halves = cv2.cvtColor(hrgb, cv2.COLOR_RGB2Lab).reshape(n_cur, 2, 3)
-        halves = np.where(hcount[:, :, None] > 0, halves, whole[:, None, :])  # an empty half: the whole mean
-        out[:] = halves.reshape(n_cur, 6)
+        out[:] = cv2.cvtColor(rgb[:, None, :], cv2.COLOR_RGB2Lab)[:, 0, :]
+        out[count == 0] = np.nan
         return out
 
     def distance(self, track_colours: np.ndarray, colours: np.ndarray) -> np.ndarray:
@@ -136,7 +115,6 @@ class AppearanceCue:
             return np.zeros((len(track_colours), len(colours)))
         a, b = np.where(known_t[:, None], track_colours, 0.0), np.where(known_m[:, None], colours, 0.0)
         sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)  # |a - b|², one matmul
-        sq = sq / (a.shape[1] // 3)  # halves: the root mean square of the two halves' distances
         return np.where(known_t[:, None] & known_m[None, :], np.sqrt(np.maximum(sq, 0.0)), 0.0)
 
     def cost(self, distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +129,7 @@ class AppearanceCue:
         return known & (distance <= self.reid_colour)
 
     def blend(self, track_colours: np.ndarray, colours: np.ndarray) -> np.ndarray:
-        """Updated ``(n, dims)`` track colours after seeing `colours` ``(n, dims)`` (unknown: kept; new: taken)."""
+        """Updated ``(n, 3)`` track colours after seeing `colours` ``(n, 3)`` (unknown: kept; new: taken)."""
         a = self.smoothing
         mixed = np.where(np.isfinite(track_colours), (1 - a) * track_colours + a * colours, colours)
         return np.where(np.isfinite(colours), mixed, track_colours)

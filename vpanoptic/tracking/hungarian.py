@@ -151,7 +151,6 @@ class HungarianTracker(Tracker):
             distance / scale, 1), pairs farther apart than the gate never match, and a last pass
             (5d) matches what is left by colour within reid_distance object sizes. All 0 = off;
             off by itself on frames without pixels.
-        appearance_halves: colours of the upper and lower half of each segment, not one mean.
         device: where the IoU histogram is computed; defaults to the id map's device.
     """
 
@@ -191,7 +190,6 @@ class HungarianTracker(Tracker):
         appearance_smoothing: float = 0.3,
         reid_distance: float = 3.0,
         reid_colour: float = 8.0,
-        appearance_halves: bool = True,
         device: str | torch.device | None = None,
     ):
         if not 0 < iou_threshold <= 1:
@@ -263,13 +261,12 @@ class HungarianTracker(Tracker):
         self.device = None if device is None else torch.device(device)
         self._cmc = CameraMotionEstimator(max_side=cmc_max_side) if self.camera_motion else None
         self._app = AppearanceCue(
-            appearance_weight, appearance_scale, appearance_gate, appearance_smoothing, reid_distance, reid_colour,
-            halves=appearance_halves,
+            appearance_weight, appearance_scale, appearance_gate, appearance_smoothing, reid_distance, reid_colour
         )
         self.reset()
 
     def reset(self) -> None:
-        self._tracks = TrackTable(self._app.dims)
+        self._tracks = TrackTable()
         # Sparse track memory on the association grid: pixel coordinates and track slot (row of
         # self._tracks) of every remembered pixel; the last mask of each live track.
         self._mem_yx: torch.Tensor | None = None  # (K, 2) float32 (row, column), in the frame the track was seen in

@@ -39,12 +39,11 @@ class TrackTable:
             was seen in) is at ``k * p + b`` now. Identity ``(1, 0, 0)`` when just seen.
         sample_step: ``(T,) int64`` the remembered mask keeps one pixel in sample_step² (a
             regular sub-grid), each standing for sample_step² pixels; 1 = every pixel.
-        colour: ``(T, colour_dims) float64`` moving average of the mean Lab colour(s)
-            (`appearance.py`: whole segment, or its upper and lower halves); NaN while unknown.
+        colour: ``(T, 3) float64`` moving average of the mean Lab colour (`appearance.py`);
+            NaN while unknown.
     """
 
-    def __init__(self, colour_dims: int = 3):
-        self.colour_dims = int(colour_dims)
+    def __init__(self):
         self.reset()
 
     def reset(self) -> None:
@@ -60,7 +59,7 @@ class TrackTable:
         self.clipped = np.zeros(0, bool)
         self.warp = np.zeros((0, 3), np.float64)
         self.sample_step = np.zeros(0, np.int64)
-        self.colour = np.zeros((0, self.colour_dims), np.float64)
+        self.colour = np.zeros((0, 3), np.float64)
 
     def __len__(self) -> int:
         return int(self.ids.size)
@@ -83,7 +82,7 @@ class TrackTable:
         self.clipped = np.concatenate([self.clipped, np.zeros(n, bool) if clipped is None else np.asarray(clipped, bool)])
         self.warp = np.concatenate([self.warp, np.tile([1.0, 0.0, 0.0], (n, 1))])
         self.sample_step = np.concatenate([self.sample_step, np.ones(n, np.int64)])
-        self.colour = np.concatenate([self.colour, np.full((n, self.colour_dims), np.nan)])
+        self.colour = np.concatenate([self.colour, np.full((n, 3), np.nan)])
         return np.arange(start, start + n)
 
     def observe(
