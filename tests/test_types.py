@@ -39,6 +39,18 @@ def test_from_labels_round_trip():
     np.testing.assert_array_equal(ins, inst)
 
 
+def test_thing_class_with_instance_zero_is_crowd_not_a_thing():
+    inst = INST.copy()
+    inst[2:, 2:4] = 0  # the lower half of the car region: crowd
+    pf = PanopticFrame.from_labels(make_frame(), SEM, inst, KITTI_STEP)
+    crowd = (pf.category_ids == 13) & (pf.track_ids == -1)
+    assert crowd.sum() == 1 and not pf.is_thing[crowd].any()
+    assert pf.is_thing.sum() == 1 and pf.track_ids[pf.is_thing].tolist() == [3]
+    sem, ins = pf.to_labels("track")
+    np.testing.assert_array_equal(sem, SEM)
+    np.testing.assert_array_equal(ins, inst)  # crowd written back as instance 0
+
+
 def test_to_labels_segment_mode_and_bad_mode():
     pf = PanopticFrame.from_labels(make_frame(), SEM, INST, KITTI_STEP)
     _, ins = pf.to_labels("segment")

@@ -297,6 +297,8 @@ class PanopticFrame:
             instance: ``(H, W)`` integer instance ids, 0 for stuff and crowd.
         Each distinct (category, instance) pair becomes one segment; segments are numbered
         1..N in order of their panoptic label. Instance ids of things are kept as track ids.
+        A thing class with instance 0 is crowd (KITTI-STEP): its segment is not a thing
+        (``is_thing`` False), so no tracker gives it an id and it is written back as instance 0.
         """
         semantic = np.asarray(semantic).astype(np.int64, copy=False)
         instance = np.asarray(instance).astype(np.int64, copy=False)
@@ -315,8 +317,8 @@ class PanopticFrame:
         width = int(instance.max(initial=0)) + 1
         cats = (seg_labels // width).astype(np.int32)
         inst = (seg_labels % width).astype(np.int32)
-        is_thing = meta.is_thing(cats)
-        track_ids = np.where(is_thing & (inst > 0), inst, -1).astype(np.int32)
+        is_thing = meta.is_thing(cats) & (inst > 0)  # crowd (instance 0) is not an instance
+        track_ids = np.where(is_thing, inst, -1).astype(np.int32)
         return cls(
             frame=frame,
             id_map=id_map,

@@ -97,7 +97,6 @@ class OracleModel(PanopticModel):
         rng = np.random.default_rng([self.seed, frame.index])
         semantic, instance = self._degrade(semantic, instance, rng)
         pf = PanopticFrame.from_labels(frame, semantic, instance, self.meta)
-        pf.is_thing = pf.is_thing & (pf.track_ids > 0)  # crowd (a thing class, instance 0) is not tracked
         n = len(pf)
         scores = np.ones(n, np.float32)
         if self._degrading:

@@ -95,8 +95,6 @@ def retrack_sequence(frames: list[Path], out_dir: Path, *, fps: float = DEFAULT_
             )
         image = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (*size, 3))  # no pixels offline
         pf = PanopticFrame.from_labels(Frame(index, index, index / fps, 0.0, image), semantic, instance, meta)
-        crowd = pf.is_thing & (pf.track_ids <= 0)  # thing pixels with instance 0
-        pf.is_thing = pf.is_thing & ~crowd
         pf.track_ids = np.full(len(pf), -1, np.int32)
         pf = trk.update(pf)
         sem_out, inst_out = pf.to_labels("track")
