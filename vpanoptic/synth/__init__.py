@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+from scipy import ndimage
 
 from ..errors import ConfigError
 from .render import Renderer
@@ -116,20 +117,12 @@ def crowd_small_instances(instance: np.ndarray, min_height: float) -> np.ndarray
     """
     if min_height <= 0 or not instance.any():
         return instance
-    rows = np.flatnonzero(instance.any(1))
-    sub = instance[rows[0]:rows[-1] + 1]
-    ids, inv = np.unique(sub, return_inverse=True)
-    ys = np.broadcast_to(np.arange(sub.shape[0])[:, None], sub.shape).ravel()
-    inv = inv.ravel()
-    top = np.full(len(ids), sub.shape[0], np.int64)
-    bottom = np.full(len(ids), -1, np.int64)
-    np.minimum.at(top, inv, ys)
-    np.maximum.at(bottom, inv, ys)
-    small = (bottom - top + 1 < min_height) & (ids > 0)
-    if not small.any():
+    boxes = ndimage.find_objects(instance)  # [max id] (rows, columns) slices, None for absent ids
+    small = [i for i, box in enumerate(boxes, start=1) if box is not None and box[0].stop - box[0].start < min_height]
+    if not small:
         return instance
     out = instance.copy()
-    out[np.isin(out, ids[small])] = 0
+    out[np.isin(out, small)] = 0
     return out
 
 
