@@ -59,3 +59,22 @@ def make_video(tmp_path: Path) -> Callable[..., Path]:
         return encode_video(tmp_path / name, frames, **kwargs)
 
     return make
+
+
+def remux_video(src: Path, dst: Path) -> Path:
+    """Copy the video packets of `src` into a new container `dst` (format from its suffix), no re-encoding."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        s_in = inp.streams.video[0]
+        s_out = out.add_stream_from_template(s_in)
+        for packet in inp.demux(s_in):
+            if packet.dts is None:  # the demuxer's flush packet
+                continue
+            packet.stream = s_out
+            out.mux(packet)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def remux() -> Callable[[Path, Path], Path]:
+    """``remux(src, dst) -> dst``: `remux_video` (e.g. MP4 to MPEG-TS for damaged-stream tests)."""
+    return remux_video

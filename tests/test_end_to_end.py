@@ -145,18 +145,7 @@ def test_live_source_with_slow_model_drops_and_stays_bounded(clip, tmp_path):
     assert decode_count(tmp_path / "video.mp4") == stats.processed
 
 
-def remux(src: Path, dst: Path) -> None:
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        s_in = inp.streams.video[0]
-        s_out = out.add_stream_from_template(s_in)
-        for packet in inp.demux(s_in):
-            if packet.dts is None:
-                continue
-            packet.stream = s_out
-            out.mux(packet)
-
-
-def test_truncated_file_processes_decodable_frames(clip, tmp_path):
+def test_truncated_file_processes_decodable_frames(clip, tmp_path, remux):
     ts = tmp_path / "clip.ts"
     remux(clip / "video.mp4", ts)
     data = ts.read_bytes()
@@ -169,7 +158,7 @@ def test_truncated_file_processes_decodable_frames(clip, tmp_path):
     assert decode_count(tmp_path / "out" / "video.mp4") == summary["frames"]
 
 
-def test_corrupted_packets_are_counted_and_skipped(clip, tmp_path):
+def test_corrupted_packets_are_counted_and_skipped(clip, tmp_path, remux):
     ts = tmp_path / "clip.ts"
     remux(clip / "video.mp4", ts)
     data = bytearray(ts.read_bytes())

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -42,17 +41,6 @@ def new_folder(clip: Path, root: Path, names: list[str]) -> Path:
     return root
 
 
-def to_ts(src: Path, dst: Path) -> None:
-    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mpegts") as out:
-        s_in = inp.streams.video[0]
-        s_out = out.add_stream_from_template(s_in)
-        for packet in inp.demux(s_in):
-            if packet.dts is None:
-                continue
-            packet.stream = s_out
-            out.mux(packet)
-
-
 def partials(out: Path) -> list[Path]:
     return [p for p in out.iterdir() if PARTIAL_MARK in p.name]
 
@@ -64,11 +52,11 @@ def check_complete(folder: Path, frames: int) -> dict:
     return summary
 
 
-def test_folder_with_good_damaged_truncated_and_non_video_files(clip, tmp_path, capsys):
+def test_folder_with_good_damaged_truncated_and_non_video_files(clip, tmp_path, capsys, remux):
     folder = new_folder(clip, tmp_path / "in", ["good_a.mp4", "good_b.mp4"])
     data = (clip / "video.mp4").read_bytes()
     (folder / "truncated.mp4").write_bytes(data[: len(data) // 2])  # index at the end: unreadable
-    to_ts(clip / "video.mp4", tmp_path / "clip.ts")
+    remux(clip / "video.mp4", tmp_path / "clip.ts")
     ts = bytearray((tmp_path / "clip.ts").read_bytes())
     start = len(ts) // 3
     ts[start : start + 3000] = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
