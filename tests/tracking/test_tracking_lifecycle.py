@@ -5,7 +5,6 @@ import inspect
 
 import numpy as np
 import pytest
-import torch
 
 from vpanoptic.config import TrackerConfig
 from vpanoptic.datasets import KITTI_STEP
@@ -16,7 +15,7 @@ from vpanoptic.tracking import (
     build_tracker,
 )
 from vpanoptic.tracking.lifecycle import CONFIRMED, LOST, TENTATIVE, TrackTable
-from vpanoptic.tracking.motion import warp_points
+from vpanoptic.tracking.motion import local_similarity
 from vpanoptic.types import Frame, PanopticFrame
 
 H, W = 20, 40
@@ -170,7 +169,7 @@ def test_camera_motion_estimate_recovers_a_pan():
     assert est.last_inliers >= 15
     assert h[0, 2] == pytest.approx(-12, abs=0.5) and h[1, 2] == pytest.approx(0, abs=0.5)
     assert np.allclose(h[:2, :2], np.eye(2), atol=0.02)
-    y, x = warp_points(h, torch.tensor([10.0]), torch.tensor([50.0]))
+    (y, x), = local_similarity(h, np.array([[10.0, 50.0]]))[0]
     assert float(y) == pytest.approx(10, abs=0.5) and float(x) == pytest.approx(38, abs=0.5)
     assert np.allclose(CameraMotionEstimator().estimate(np.zeros((60, 80, 3), np.uint8)), np.eye(3))
 

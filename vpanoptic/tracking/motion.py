@@ -4,17 +4,16 @@ A dashcam or a panning webcam moves every pixel between frames; masks remembered
 previous frame no longer overlap their objects. `CameraMotionEstimator` tracks corners of
 the background (thing pixels masked out) with pyramidal Lucas-Kanade optical flow on a
 downscaled grey image and fits a homography with RANSAC (OpenCV). The inlier corners are
-tracked on into the next frame; new corners are detected only when too few remain. `warp_points` moves the
-tracker's remembered pixels and centres with it.
+tracked on into the next frame; new corners are detected only when too few remain.
+`local_similarity` gives each track's centre and zoom under the homography.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
 
-__all__ = ["CameraMotionEstimator", "local_similarity", "warp_points"]
+__all__ = ["CameraMotionEstimator", "local_similarity"]
 
 
 class CameraMotionEstimator:
@@ -143,22 +142,6 @@ class CameraMotionEstimator:
         if not np.isfinite(full).all() or shift > self.max_translation * max(height, width):
             return np.eye(3)
         return full / full[2, 2]
-
-
-def warp_points(h: np.ndarray, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply a homography to points.
-
-    Args:
-        h: ``(3, 3)`` homography on ``[x, y, 1]``.
-        y, x: ``(K,)`` coordinates (any real dtype, any device).
-    Returns:
-        ``(y', x')`` as ``(K,) float32`` tensors (exact to ~1e-3 px below 8192 px).
-    """
-    m = [float(v) for v in np.asarray(h, np.float64).reshape(-1)]
-    y, x = y.float(), x.float()
-    den = x * m[6] + y * m[7] + m[8]
-    den = torch.where(den.abs() < 1e-9, torch.full_like(den, 1e-9), den)
-    return (x * m[3] + y * m[4] + m[5]) / den, (x * m[0] + y * m[1] + m[2]) / den
 
 
 def local_similarity(h: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
