@@ -143,3 +143,21 @@ def test_reid_pass_matches_a_far_jump_by_colour_only():
     # without pixels the pass is off
     blind = run(make(reid_distance=3.0), jump_clip(with_image=False))
     assert blind == run(make(), jump_clip(with_image=False))
+
+
+def test_reid_finds_an_object_that_walked_on_behind_an_occluder():
+    """A red person (6 x 6 px) walks right at 25 px/s, is hidden for 1.2 s (longer than the
+    prediction runs, `max_predict_seconds` 0.5) and reappears where constant velocity puts
+    it: more than reid_distance object sizes beyond where the prediction stopped."""
+
+    def at(t, index, visible=True):
+        x0 = int(round(2 + 25 * t))
+        return frame_with([(1, RED, (25, 31, x0, x0 + 6))] if visible else [], t, index)
+
+    times = [0.1 * k for k in range(17)] + [1.7, 1.8]
+    clip = [at(t, k, visible=not 0.45 < t < 1.65) for k, t in enumerate(times)]
+    tracker = HungarianTracker(camera_motion=False, max_lost_seconds=1.5)
+    ids = run(tracker, clip)
+    assert ids[0] and ids[-1] == ids[0] and ids[-2] == ids[0]
+    stopped = 25 * (0.4 + tracker.max_predict_seconds)  # where the prediction stops
+    assert (25 * 1.7 - stopped) / 6 > tracker._app.reid_radius

@@ -24,7 +24,9 @@ subsampled on a regular grid (`max_pixels`) and large masks are remembered on a 
    higher cost (`lost_penalty`; or strictly after, `lost_last`); every pass is
    gated by class and by a minimum IoU (or containment, for masks that grow and shrink);
    with the colour cue (`appearance.py`) every pass also weighs and gates by mean colour,
-   and a last pass re-identifies left-over tracks by colour near their predicted centre;
+   and a last pass re-identifies left-over tracks by colour near their predicted centre
+   (for a lost track: anywhere between where its prediction stopped and where constant
+   velocity would have taken it since it was last seen);
 6. life cycle (`lifecycle.py`): matched tracks update, unmatched segments start tentative
    tracks, tracks unseen for too long (in seconds of frame time) are removed; ids are never
    reused.
@@ -149,7 +151,10 @@ class HungarianTracker(Tracker):
         reid_colour: the colour cue, see `appearance.AppearanceCue` (weight, scale, gate,
             smoothing, reid_radius, reid_colour): each pass's cost gains weight x min(Lab
             distance / scale, 1), pairs farther apart than the gate never match, and a last pass
-            (5d) matches what is left by colour within reid_distance object sizes. All 0 = off;
+            (5d) matches what is left by colour within reid_distance object sizes of the
+            predicted centre, or of the centre extrapolated at constant velocity for the whole
+            time lost (up to `max_lost_seconds`: an object hidden longer than
+            `max_predict_seconds` has walked on behind its occluder). All 0 = off;
             off by itself on frames without pixels.
         device: where the IoU histogram is computed; defaults to the id map's device.
     """
@@ -402,8 +407,15 @@ class HungarianTracker(Tracker):
                 rows, cols = np.flatnonzero(free_t), np.flatnonzero(track_of < 0)
                 sub = np.ix_(rows, cols)
                 similar = same_class[sub] & self._app.similar(tracks.colour[rows], colours[cols], app_dist[sub])
-                near = similar & self._area_ok[sub] & (self._center_cost[sub] <= self._app.reid_radius)
-                r, c = assign(self._center_cost[sub] + app_cost[sub], near)
+                # a lost object is somewhere between where its prediction stopped and where it
+                # would be at constant velocity all along
+                reach = self._center_cost[sub]
+                if self.motion_prediction:
+                    far_shift = tracks.predict(now, self.max_lost_seconds)[0]
+                    far, _ = self._center_distance(far_shift, self._predict(now)[1], centroids, areas)
+                    reach = np.minimum(reach, far[sub])
+                near = similar & self._area_ok[sub] & (reach <= self._app.reid_radius)
+                r, c = assign(reach + app_cost[sub], near)
                 track_of[cols[c]], free_t[rows[r]] = rows[r], False
 
         # Step 6: matched things continue their track; the rest start tentative tracks. An
@@ -514,17 +526,22 @@ class HungarianTracker(Tracker):
     def _near(self, same_class: np.ndarray, centroids: np.ndarray, areas: np.ndarray, now: float) -> np.ndarray:
         """``(T, M) bool`` pairs close enough for the centre pass; sets `self._center_cost`
         (centre distances in object sizes) and `self._area_ok` (areas within `max_area_ratio`)."""
-        tracks = self._tracks
         shift, scale = self._predict(now)
+        self._center_cost, pred_area = self._center_distance(shift, scale, centroids, areas)
+        ratio = self._area_ratio(pred_area, areas)
+        self._area_ok = ratio <= self.max_area_ratio
+        return same_class & self._area_ok & (self._center_cost <= self.max_center_distance)
+
+    def _center_distance(self, shift, scale, centroids: np.ndarray, areas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``((T, M) distance in object sizes, (T,) predicted area)`` from each track's centre
+        moved by `shift` ``(T, 2)`` and scaled by `scale` ``(T,)`` to each current centre."""
+        tracks = self._tracks
         pred = tracks.centroid + shift  # [T, 2]
         pred_area = tracks.area * (scale * tracks.warp[:, 0]) ** 2  # [T]
         dist = np.hypot(pred[:, None, 0] - centroids[None, :, 0], pred[:, None, 1] - centroids[None, :, 1])  # [T, M]
         big = np.maximum(np.maximum(pred_area[:, None], areas[None, :]), self.small_object_area)
         norm = dist / np.sqrt(big)
-        self._center_cost = np.where(np.isfinite(norm), norm, _FORBIDDEN)
-        ratio = self._area_ratio(pred_area, areas)
-        self._area_ok = ratio <= self.max_area_ratio
-        return same_class & self._area_ok & (norm <= self.max_center_distance)
+        return np.where(np.isfinite(norm), norm, _FORBIDDEN), pred_area
 
     def _area_ratio(self, track_area: np.ndarray, cur_area: np.ndarray) -> np.ndarray:
         """``(T, M)`` larger / smaller area, each counted as at least `small_object_area`."""
