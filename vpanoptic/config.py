@@ -170,6 +170,9 @@ class TrackerConfig:
     max_center_distance: centre-distance pass radius in object sizes (0 = off);
         max_area_ratio: largest area ratio it pairs; center_weight: > 0 merges it into the IoU
         pass with cost 1 - IoU + center_weight x distance.
+    max_growth_ratio: last pass: a left-over track and segment that are each other's only
+        candidate (one mostly inside the other, or centres within growth_center_distance object
+        sizes) are paired with areas up to this factor apart (0 = off).
     small_object_area: masks count as at least this many pixels in area ratios and sizes.
     scale_prediction: also track each object's growth rate and scale its predicted mask
         (approaching objects grow and speed up); scale_min_area: smallest mask (grid px) whose
@@ -207,6 +210,8 @@ class TrackerConfig:
     high_score_threshold: float = 0.5
     max_center_distance: float = 1.0
     max_area_ratio: float = 4.0
+    max_growth_ratio: float = 16.0
+    growth_center_distance: float = 0.5
     center_weight: float = 0.0
     small_object_area: float = 16.0
     scale_prediction: bool = True
@@ -236,7 +241,7 @@ class TrackerConfig:
             _check(getattr(self, key) >= 1, f"tracker.{key} is {getattr(self, key)}; expected >= 1")
         for key in ("max_lost_seconds", "tentative_max_lost_seconds", "max_center_distance", "max_pixels",
                     "max_predict_seconds", "center_weight", "appearance_weight", "appearance_gate",
-                    "reid_distance", "reid_colour"):
+                    "reid_distance", "reid_colour", "growth_center_distance"):
             _check(getattr(self, key) >= 0, f"tracker.{key} is {getattr(self, key)}; expected >= 0")
         _check(
             0 < self.velocity_smoothing <= 1,
@@ -245,6 +250,10 @@ class TrackerConfig:
         _check(
             0 <= self.high_score_threshold <= 1,
             f"tracker.high_score_threshold is {self.high_score_threshold}; expected 0 <= x <= 1",
+        )
+        _check(
+            self.max_growth_ratio == 0 or self.max_growth_ratio >= 1,
+            f"tracker.max_growth_ratio is {self.max_growth_ratio}; expected 0 (off) or >= 1",
         )
         _check(self.small_object_area >= 1, f"tracker.small_object_area is {self.small_object_area}; expected >= 1")
         _check(self.cmc_max_side >= 32, f"tracker.cmc_max_side is {self.cmc_max_side}; expected >= 32")

@@ -131,3 +131,28 @@ def test_frame_size_change_is_an_error_and_build_tracker():
         build_tracker("kalman")
     with pytest.raises(ValueError, match="iou_threshold"):
         HungarianTracker(iou_threshold=0)
+
+
+def _emerging(n_slivers):
+    """Frames 0-2: `n_slivers` people 1 px wide (the rest hidden); frame 3: one person of
+    10 x 16 px (ten times a sliver's area) over where the slivers were."""
+    slivers = [(PERSON, 1 + j, (2, 18, 10 + 3 * j, 11 + 3 * j)) for j in range(n_slivers)]
+    clip = [frame_with(slivers, t=0.1 * k, index=k) for k in range(3)]
+    return clip + [frame_with([(PERSON, 1, (2, 18, 8, 18))], t=0.3, index=3)]
+
+
+@pytest.mark.parametrize("growth", [16.0, 0.0])
+def test_object_stepping_out_keeps_its_id(growth):
+    tracker = HungarianTracker(camera_motion=False, motion_prediction=False, max_growth_ratio=growth)
+    ids = [ids_by_truth(tracker.update(pf)) for pf in _emerging(1)]
+    # areas 16 -> 160 px: beyond the IoU (0.1), containment (ratio 5) and centre (ratio 4) passes
+    assert (ids[3][1] == ids[0][1]) == (growth > 0)
+
+
+def test_growth_pass_pairs_only_sole_candidates():
+    """Two slivers inside the one large mask: neither is the segment's only candidate."""
+    tracker = HungarianTracker(camera_motion=False, motion_prediction=False)
+    ids = [ids_by_truth(tracker.update(pf)) for pf in _emerging(2)]
+    assert ids[3][1] not in (ids[0][1], ids[0][2])
+    with pytest.raises(ValueError, match="max_growth_ratio"):
+        HungarianTracker(max_growth_ratio=0.5)

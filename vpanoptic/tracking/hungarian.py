@@ -26,7 +26,9 @@ subsampled on a regular grid (`max_pixels`) and large masks are remembered on a 
    with the colour cue (`appearance.py`) every pass also weighs and gates by mean colour,
    and a last pass re-identifies left-over tracks by colour near their predicted centre
    (for a lost track: anywhere between where its prediction stopped and where constant
-   velocity would have taken it since it was last seen);
+   velocity would have taken it since it was last seen); finally a track and a segment
+   left over that are each other's only candidate are paired even when their areas differ
+   a lot (an object stepping out from behind another, `max_growth_ratio`);
 6. life cycle (`lifecycle.py`): matched tracks update, unmatched segments start tentative
    tracks, tracks unseen for too long (in seconds of frame time) are removed; ids are never
    reused.
@@ -122,6 +124,14 @@ class HungarianTracker(Tracker):
             (sqrt of the larger area) are matched. Catches small or thin objects that move
             more than their own width per frame. 0 disables it.
         max_area_ratio: the centre pass only pairs masks whose areas differ by less than this factor.
+        max_growth_ratio: pass 5e, after every other: a left-over track and a left-over
+            confident segment of one class (within the colour gate) that are each other's only
+            candidate are matched when the smaller mask lies at least `min_containment` inside
+            the other or their predicted centres are within `growth_center_distance` object
+            sizes, with areas up to this factor apart (more than the IoU and centre passes
+            allow): an object stepping out from behind another, or a mask the model cut short
+            in the previous frame. 0 disables it.
+        growth_center_distance: see `max_growth_ratio`, in object sizes (sqrt of the larger area).
         center_weight: 0: the centre pass runs after the IoU passes, on what they left. > 0:
             one joint pass per score level whose cost is 1 - IoU + center_weight x normalised
             centre distance, pairs allowed by either gate (neighbouring small objects are told
@@ -181,6 +191,8 @@ class HungarianTracker(Tracker):
         high_score_threshold: float = 0.5,
         max_center_distance: float = 1.0,
         max_area_ratio: float = 4.0,
+        max_growth_ratio: float = 16.0,
+        growth_center_distance: float = 0.5,
         center_weight: float = 0.0,
         small_object_area: float = 16.0,
         scale_prediction: bool = True,
@@ -243,6 +255,13 @@ class HungarianTracker(Tracker):
         self.high_score_threshold = float(high_score_threshold)
         self.max_center_distance = float(max_center_distance)
         self.max_area_ratio = float(max_area_ratio)
+        if max_growth_ratio != 0 and max_growth_ratio < 1 or growth_center_distance < 0:
+            raise ValueError(
+                f"max_growth_ratio is {max_growth_ratio} and growth_center_distance {growth_center_distance}; "
+                "expected 0 (off) or >= 1, and >= 0"
+            )
+        self.max_growth_ratio = float(max_growth_ratio)
+        self.growth_center_distance = float(growth_center_distance)
         if center_weight < 0:
             raise ValueError(f"center_weight is {center_weight}; expected >= 0")
         self.center_weight = float(center_weight)
@@ -418,6 +437,11 @@ class HungarianTracker(Tracker):
                 r, c = assign(reach + app_cost[sub], near)
                 track_of[cols[c]], free_t[rows[r]] = rows[r], False
 
+            if self.max_growth_ratio > 0 and free_t.any() and (track_of < 0).any():  # 5e: unique pairs
+                track_of, free_t = self._unique_pairs(
+                    same_class & confident[None, :], contain, centroids, areas, now, track_of, free_t
+                )
+
         # Step 6: matched things continue their track; the rest start tentative tracks. An
         # unmatched track predicted mostly out of the frame has left the view.
         matched = track_of >= 0
@@ -477,6 +501,22 @@ class HungarianTracker(Tracker):
         self._prev_time = now
         pf.track_ids = track_ids
         return pf
+
+    def _unique_pairs(self, allowed, contain, centroids, areas, now, track_of, free_t) -> tuple[np.ndarray, np.ndarray]:
+        """Pass 5e: a left-over track and a left-over segment, `allowed` ``(T, M) bool`` (class,
+        colour, confident), are matched when each is the other's only candidate: the smaller
+        mask at least `min_containment` inside the other, or their predicted centres within
+        `growth_center_distance` object sizes, with areas up to `max_growth_ratio` apart.
+        Returns updated copies of ``track_of (M,)`` and ``free_t (T,)``."""
+        dist, pred_area = self._center_distance(*self._predict(now), centroids, areas)  # [T, M], [T]
+        close = (contain >= self.min_containment) | (dist <= self.growth_center_distance)
+        ratio = self._area_ratio(pred_area, areas)
+        cand = allowed & close & (ratio <= self.max_growth_ratio) & free_t[:, None] & (track_of < 0)[None, :]
+        unique = cand & (cand.sum(1, keepdims=True) == 1) & (cand.sum(0, keepdims=True) == 1)
+        r, c = np.nonzero(unique)
+        track_of, free_t = track_of.copy(), free_t.copy()
+        track_of[c], free_t[r] = r, False
+        return track_of, free_t
 
     def _predict(self, now: float) -> tuple[np.ndarray, np.ndarray]:
         """Per-track predicted ``(shift (T, 2) (y, x) grid pixels, scale (T,))`` at frame time `now`."""
