@@ -103,20 +103,22 @@ def test_mean_colours_are_lab_of_the_segment_pixels():
     img[:, 3:] = (255, 255, 255)
     labels = torch.tensor([[1] * 3 + [2] * 3] * 4).reshape(-1)
     fg = torch.nonzero(labels).squeeze(1)
-    lab = cue.colours(img, 1, fg, fg // 6, labels[fg], 2, (4, 6))
+    lab = cue.colours(img, 1, fg // 6, fg % 6, labels[fg], 2, (4, 6))
     assert lab[1] == pytest.approx([100.0, 0.0, 0.0], abs=0.5)  # white
     assert lab[0, 1] > 40  # red: large positive a*
     # stride 2: grid pixel (r, c) reads image pixel (2r, 2c)
     grid = torch.tensor([[1, 1, 2]] * 2).reshape(-1)  # image columns 0, 2 (red) and 4 (white)
-    lab2 = cue.colours(img, 2, torch.arange(6), torch.arange(6) // 3, grid, 2, (4, 6))
+    lab2 = cue.colours(img, 2, torch.arange(6) // 3, torch.arange(6) % 3, grid, 2, (4, 6))
     assert lab2[0] == pytest.approx(lab[0], abs=1e-3) and lab2[1] == pytest.approx(lab[1], abs=1e-3)
+    # an image tensor takes the torch path: the same colours
+    assert np.array_equal(cue.colours(torch.from_numpy(img), 1, fg // 6, fg % 6, labels[fg], 2, (4, 6)), lab)
     # an image of another size than the id map, or none: unknown colours
-    assert np.isnan(cue.colours(img[:2], 1, fg, fg // 6, labels[fg], 2, (4, 6))).all()
-    assert np.isnan(cue.colours(None, 1, fg, fg // 6, labels[fg], 2, (4, 6))).all()
+    assert np.isnan(cue.colours(img[:2], 1, fg // 6, fg % 6, labels[fg], 2, (4, 6))).all()
+    assert np.isnan(cue.colours(None, 1, fg // 6, fg % 6, labels[fg], 2, (4, 6))).all()
     # offline re-tracking passes a zero image broadcast from one pixel; an all-black one is no better
     placeholder = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (4, 6, 3))
-    assert np.isnan(cue.colours(placeholder, 1, fg, fg // 6, labels[fg], 2, (4, 6))).all()
-    assert np.isnan(cue.colours(np.zeros_like(img), 1, fg, fg // 6, labels[fg], 2, (4, 6))).all()
+    assert np.isnan(cue.colours(placeholder, 1, fg // 6, fg % 6, labels[fg], 2, (4, 6))).all()
+    assert np.isnan(cue.colours(np.zeros_like(img), 1, fg // 6, fg % 6, labels[fg], 2, (4, 6))).all()
 
 def test_bad_appearance_options_are_rejected():
     with pytest.raises(ValueError, match="appearance"):

@@ -6,7 +6,9 @@ proportional to the number of thing pixels, not to the frame size; large frames 
 subsampled on a regular grid (`max_pixels`) and large masks are remembered on a sub-grid
 (`mask_samples`). Every frame:
 
-1. the current things are labelled 1..M on the grid;
+1. the current things are labelled 1..M on the grid in one pass over the id map, and their
+   pixels, areas, centres and border contact are listed (`features.py`); their mean colours
+   are read from the image (`appearance.py`);
 2. the camera's motion since the previous frame (background homography) moves every
    track's centre; each track's remembered mask follows it as a similarity (shift and zoom
    of the homography at the track's centre), composed lazily into one per-track transform
@@ -16,7 +18,9 @@ subsampled on a regular grid (`max_pixels`) and large masks are remembered on a 
    with `scale_prediction` it is also scaled about its centre by the track's growth rate
    (objects approaching a forward-driving camera grow and speed up); a lost track whose
    prediction has left the frame is dropped (`max_outside_fraction`);
-4. the IoU of predicted masks with current things comes from one histogram (`cost.py`);
+4. the IoU of predicted masks with current things comes from one histogram (`cost.py`):
+   every remembered pixel, moved by its track's transform, reads the label under it in a
+   label map framed by a ring of "outside";
 5. association: Hungarian on 1 - IoU for confident segments, then the tracks left over
    against low-score segments (`low_score_pass`), then a centre-distance pass for small
    or thin objects that moved more than their own size (`max_center_distance`); in each
@@ -40,46 +44,18 @@ import math
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from ..types import PanopticFrame
 from .appearance import AppearanceCue
 from .base import Tracker
-from .cost import pair_histogram, thing_label_map
+from .cost import FORBIDDEN, assign, overlap_from_counts, warped_pair_counts
+from .features import GridThings, grid_things, nonzero_indices
 from .lifecycle import TrackTable
 from .motion import CameraMotionEstimator, local_similarity
 
 __all__ = ["HungarianTracker"]
 
-_FORBIDDEN = 1e6  # cost of a pair that may not be matched
-
-
-def assign(cost: np.ndarray, allowed: np.ndarray, unmatched_cost: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum-cost matching restricted to `allowed` pairs.
-
-    Args:
-        cost: ``(R, C) float`` pair costs; allowed: ``(R, C) bool``.
-        unmatched_cost: None: as many allowed pairs as possible, then the least cost. A number
-            (above every allowed cost): leaving a row unmatched costs this much, so a set of
-            weak pairs never displaces a strong one just to match more rows.
-    Returns:
-        ``(rows, cols)`` int arrays of the matched pairs (all allowed).
-    """
-    if not allowed.any():
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    r_any, c_any = np.flatnonzero(allowed.any(1)), np.flatnonzero(allowed.any(0))
-    sub_ok = allowed[np.ix_(r_any, c_any)]
-    sub = np.where(sub_ok, cost[np.ix_(r_any, c_any)], _FORBIDDEN if unmatched_cost is None else unmatched_cost)
-    rows, cols = linear_sum_assignment(sub)
-    ok = sub_ok[rows, cols]
-    return r_any[rows[ok]], c_any[cols[ok]]
-
-
-def _select(mask: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Rows of each tensor where `mask` ``(K,) bool`` is True (index_select: on CPU several
-    times faster than boolean indexing)."""
-    idx = torch.nonzero(mask).squeeze(1)
-    return tuple(t.index_select(0, idx) for t in tensors)
+_EYE = np.eye(3)
 
 
 class HungarianTracker(Tracker):
@@ -293,7 +269,7 @@ class HungarianTracker(Tracker):
         self._tracks = TrackTable()
         # Sparse track memory on the association grid: pixel coordinates and track slot (row of
         # self._tracks) of every remembered pixel; the last mask of each live track.
-        self._mem_yx: torch.Tensor | None = None  # (K, 2) float32 (row, column), in the frame the track was seen in
+        self._mem_yx: torch.Tensor | None = None  # (2, K) float32 (row, column), in the frame the track was seen in
         self._mem_slot: torch.Tensor | None = None  # (K,) int64
         self._shape: tuple[int, int] | None = None
         self._prev_time = -math.inf
@@ -308,7 +284,7 @@ class HungarianTracker(Tracker):
     @property
     def memory_pixels(self) -> int:
         """Remembered mask pixels (bounded by live tracks x frame size)."""
-        return 0 if self._mem_yx is None else int(self._mem_yx.shape[0])
+        return 0 if self._mem_slot is None else int(self._mem_slot.shape[0])
 
     def stride(self, height: int, width: int) -> int:
         """Subsampling step of the association grid for an ``height x width`` frame."""
@@ -327,39 +303,25 @@ class HungarianTracker(Tracker):
         self._shape = shape
         tracks = self._tracks
 
-        # Step 1: label the current things 1..M on the grid (stuff and void 0).
+        # Step 1: label the current things 1..M on the grid (stuff and void 0), list their pixels.
         s = self.stride(*shape)
-        grid = id_map[::s, ::s] if s > 1 else id_map  # a strided view: labelled in one pass below
-        height, width = grid.shape
         thing_idx = np.flatnonzero(pf.is_thing)
-        n_cur = int(thing_idx.size)
         cats = pf.category_ids[thing_idx].astype(np.int64)  # [M]
         scores = pf.scores[thing_idx]  # [M]
-        cur = thing_label_map(grid, pf.segment_ids[thing_idx])  # [h*w] in 0..M
-        fg = torch.nonzero(cur).squeeze(1)  # [F] thing pixels
-        fg_label = cur.index_select(0, fg)  # [F] in 1..M
-        fg_y = torch.div(fg, width, rounding_mode="floor")  # [F]
-        fg_yx = torch.stack([fg_y, fg - fg_y * width], 1).double()  # [F, 2] (row, column)
-        cur_area_t = torch.bincount(fg_label, minlength=n_cur + 1)[1:].double()  # [M]
-        cy = torch.bincount(fg_label, weights=fg_yx[:, 0], minlength=n_cur + 1)[1:] / cur_area_t
-        cx = torch.bincount(fg_label, weights=fg_yx[:, 1], minlength=n_cur + 1)[1:] / cur_area_t
-        centroids = torch.stack([cy, cx], 1).cpu().numpy()  # [M, 2] (y, x)
-        areas = cur_area_t.cpu().numpy()  # [M]
-        # things touching the frame border are cut off: their area says little about their size
-        border = torch.cat([cur[:width], cur[-width:], cur[::width], cur[width - 1 :: width]])
-        clipped = torch.bincount(border, minlength=n_cur + 1)[1:].cpu().numpy() > 0  # [M]
-        colours = self._app.colours(pf.frame.image, s, fg, fg_y, fg_label, n_cur, shape)  # [M, 3] Lab, NaN: unknown
+        things = grid_things(id_map, s, pf.segment_ids[thing_idx])  # one pass over the id map
+        n_cur, height, width = things.count, things.height, things.width
+        centroids, areas, clipped = things.centroid, things.area, things.clipped  # [M, 2] (y, x), [M], [M]
+        colours = self._app.colours(pf.frame.image, s, things.y, things.x, things.label, n_cur, shape)  # [M, 3] Lab
 
         # Step 2: camera motion moves every remembered pixel and centre into this frame.
         if self._cmc is not None:
             # thing mask at about the estimator's working size (strided: no resize of the full map)
             step = max(1, height // self._cmc.working_size(height, width)[0])
-            things = (cur.reshape(height, width)[::step, ::step] > 0).cpu().numpy()
-            h_full = self._cmc.estimate(pf.frame.image, things)
+            h_full = self._cmc.estimate(pf.frame.image, things.mask(step))
             self.last_homography = h_full
-            if len(tracks) and not np.allclose(h_full, np.eye(3)):
-                d = np.diag([float(s), float(s), 1.0])  # grid -> full resolution
-                centre, zoom = local_similarity(np.linalg.inv(d) @ h_full @ d, tracks.centroid)  # [T, 2], [T]
+            if len(tracks) and not (np.abs(h_full - _EYE) <= 1e-8 + 1e-5 * _EYE).all():  # np.allclose, cheaper
+                d = np.array([float(s), float(s), 1.0])  # grid -> full resolution
+                centre, zoom = local_similarity(h_full * (1.0 / d)[:, None] * d, tracks.centroid)  # [T, 2], [T]
                 w = tracks.warp  # compose: p -> zoom (k p + b - c) + c'
                 w[:, 1:] = zoom[:, None] * (w[:, 1:] - tracks.centroid) + centre
                 w[:, 0] *= zoom
@@ -367,19 +329,21 @@ class HungarianTracker(Tracker):
 
         # Step 3-4: IoU of predicted track masks with current things, gated by class.
         n_tracks = len(tracks)
-        iou = np.zeros((n_tracks, n_cur))
-        contain = np.zeros((n_tracks, n_cur))
+        iou, contain = np.zeros((n_tracks, n_cur)), np.zeros((n_tracks, n_cur))
         shift, scale = self._predict(now)  # [T, 2], [T]
         inside = np.ones(n_tracks)  # fraction of each predicted mask inside the frame
-        if n_tracks and n_cur and self._mem_yx is not None and self._mem_yx.numel():
+        if n_tracks and n_cur and self._mem_slot is not None and self._mem_slot.numel():
             ones, zero = np.ones(n_tracks), np.zeros((n_tracks, 2))
             hypotheses = [(shift, scale)]
             if self.motion_prediction and self.static_hypothesis:
                 hypotheses.append((zero, ones))
             for k, (shifts, scales) in enumerate(hypotheses):
-                iou_h, contain_h, inside_h = self._overlap(shifts, scales, cur, cur_area_t, n_cur, height, width)
-                iou, contain = np.maximum(iou, iou_h), np.maximum(contain, contain_h)
-                inside = inside_h if k == 0 else np.maximum(inside, inside_h)
+                iou_h, contain_h, inside_h = self._overlap(shifts, scales, things)
+                if k == 0:
+                    iou, contain, inside = iou_h, contain_h, inside_h
+                else:
+                    iou, contain = np.maximum(iou, iou_h), np.maximum(contain, contain_h)
+                    inside = np.maximum(inside, inside_h)
         same_class = tracks.categories[:, None] == cats[None, :]  # [T, M]
 
         # Step 5: association passes; each pass sees only what earlier passes left.
@@ -400,8 +364,10 @@ class HungarianTracker(Tracker):
             app_cost, app_ok = self._app.cost(app_dist)
             cost, ok_iou, same_class = cost + app_cost, ok_iou & app_ok, same_class & app_ok
             if joint:  # IoU and centre distance in one pass
-                ok_iou |= self._near(same_class, centroids, areas, now)
-                cost = cost + self.center_weight * np.minimum(self._center_cost, self.max_center_distance)
+                every = (np.arange(n_tracks), np.arange(n_cur))
+                near, centre, _ = self._near(*every, same_class, centroids, areas, shift, scale)
+                ok_iou |= near
+                cost = cost + self.center_weight * np.minimum(centre, self.max_center_distance)
                 limit = 1.0 + self.center_weight * self.max_center_distance + self._app.weight + 1e-3
             # tracks seen in the previous frame choose first; lost ones get what they leave
             recent = tracks.last_seen >= self._prev_time
@@ -410,36 +376,41 @@ class HungarianTracker(Tracker):
                 cost = cost + self.lost_penalty * (~recent)[:, None]
                 limit = None if limit is None else limit + self.lost_penalty
             for cols_on in (confident, ~confident):  # 5a: confident segments; 5b: low-score ones
+                if not cols_on.any():
+                    continue
                 for rows_on in row_groups:
                     allowed = ok_iou & (free_t & rows_on)[:, None] & (cols_on & (track_of < 0))[None, :]
                     r, c = assign(cost, allowed, limit)
                     track_of[c], free_t[r] = r, False
-            if self.max_center_distance > 0 and not joint:  # 5c: centre distance
-                near = self._near(same_class, centroids, areas, now)
-                for rows_on in row_groups:
-                    allowed = near & (free_t & rows_on)[:, None] & (track_of < 0)[None, :]
-                    r, c = assign(self._center_cost + app_cost, allowed)
-                    track_of[c], free_t[r] = r, False
-            if self._app.reid_radius > 0 and free_t.any() and (track_of < 0).any():  # 5d: re-identification
-                if self.max_center_distance <= 0:
-                    self._near(same_class, centroids, areas, now)  # centre distances and area ratios
+            centre_pass = self.max_center_distance > 0 and not joint
+            if (centre_pass or self._app.reid_radius > 0) and free_t.any() and (track_of < 0).any():
+                # 5c and 5d see only the tracks and segments left over: centre distances for those
                 rows, cols = np.flatnonzero(free_t), np.flatnonzero(track_of < 0)
+                near, centre, area_ok = self._near(rows, cols, same_class, centroids, areas, shift, scale)
                 sub = np.ix_(rows, cols)
-                similar = same_class[sub] & self._app.similar(tracks.colour[rows], colours[cols], app_dist[sub])
-                # a lost object is somewhere between where its prediction stopped and where it
-                # would be at constant velocity all along
-                reach = self._center_cost[sub]
-                if self.motion_prediction:
-                    far_shift = tracks.predict(now, self.max_lost_seconds)[0]
-                    far, _ = self._center_distance(far_shift, self._predict(now)[1], centroids, areas)
-                    reach = np.minimum(reach, far[sub])
-                near = similar & self._area_ok[sub] & (reach <= self._app.reid_radius)
-                r, c = assign(reach + app_cost[sub], near)
-                track_of[cols[c]], free_t[rows[r]] = rows[r], False
+                if centre_pass:  # 5c: centre distance
+                    for rows_on in row_groups:
+                        allowed = near & (free_t & rows_on)[rows, None] & (track_of < 0)[None, cols]
+                        r, c = assign(centre + app_cost[sub], allowed)
+                        track_of[cols[c]], free_t[rows[r]] = rows[r], False
+                on_r, on_c = free_t[rows], track_of[cols] < 0
+                if self._app.reid_radius > 0 and on_r.any() and on_c.any():  # 5d: re-identification
+                    rows, cols, inner = rows[on_r], cols[on_c], np.ix_(np.flatnonzero(on_r), np.flatnonzero(on_c))
+                    sub = np.ix_(rows, cols)
+                    similar = same_class[sub] & self._app.similar(tracks.colour[rows], colours[cols], app_dist[sub])
+                    # a lost object is somewhere between where its prediction stopped and where
+                    # it would be at constant velocity all along
+                    reach = centre[inner]
+                    if self.motion_prediction:
+                        far_shift = tracks.predict(now, self.max_lost_seconds)[0]
+                        reach = np.minimum(reach, self._centre_distance(rows, cols, centroids, areas, far_shift, scale)[0])
+                    ok = similar & area_ok[inner] & (reach <= self._app.reid_radius)
+                    r, c = assign(reach + app_cost[sub], ok)
+                    track_of[cols[c]], free_t[rows[r]] = rows[r], False
 
             if self.max_growth_ratio > 0 and free_t.any() and (track_of < 0).any():  # 5e: unique pairs
                 track_of, free_t = self._unique_pairs(
-                    same_class & confident[None, :], contain, centroids, areas, now, track_of, free_t
+                    same_class & confident[None, :], contain, centroids, areas, shift, scale, track_of, free_t
                 )
 
         # Step 6: matched things continue their track; the rest start tentative tracks. An
@@ -472,29 +443,29 @@ class HungarianTracker(Tracker):
 
         # Step 7: new memory = current thing pixels (their track slot) + the old pixels of
         # unmatched tracks (also where something now occludes them); forget expired tracks.
-        dev = cur.device
-        slot_of_label = torch.as_tensor(np.concatenate([[-1], track_of]), dtype=torch.long, device=dev)  # [M+1]
-        mem_yx = fg_yx.float()  # [F, 2]
-        slots = slot_of_label.index_select(0, fg_label)
+        alive = ~tracks.expired(now, self.min_hits, self.max_lost_seconds, self.tentative_max_lost_seconds)
+        alive[: gone.size] &= ~gone  # every current thing's track is alive (just seen)
+        remap = np.cumsum(alive) - 1  # [T] new slot of each kept track
+        dev = things.labels.device
+        slot_of_label = torch.as_tensor(np.concatenate([[-1], remap[track_of]]), device=dev)  # [M+1]
+        mem_yx = things.yx.float()  # [2, F]
+        slots = slot_of_label.index_select(0, things.label)  # [F]
         if self.mask_samples and n_cur:
             # power-of-two steps: ~mask_samples to 4 x mask_samples pixels kept per mask
             steps = 2 ** np.floor(np.log2(np.maximum(areas / self.mask_samples, 1.0)) / 2).astype(np.int64)  # [M]
             tracks.sample_step[track_of] = steps
             if (steps > 1).any():  # large masks: keep a regular sub-grid of their pixels
-                low_bits = torch.as_tensor(np.concatenate([[0], steps - 1]), device=dev).index_select(0, fg_label)
-                on = ((fg_y | (fg - fg_y * width)) & low_bits) == 0  # [F] row and column multiples of the step
-                mem_yx, slots = _select(on, mem_yx, slots)
-        if self._mem_yx is not None and self._mem_yx.numel():
-            keep = torch.as_tensor(free_t, dtype=torch.bool, device=dev).index_select(0, self._mem_slot)  # [K_old]
-            old_yx, old_slots = _select(keep, self._mem_yx, self._mem_slot)
-            mem_yx, slots = torch.cat([mem_yx, old_yx]), torch.cat([slots, old_slots])
-        alive = ~tracks.expired(now, self.min_hits, self.max_lost_seconds, self.tentative_max_lost_seconds)
-        alive[: gone.size] &= ~gone
+                low_bits = torch.as_tensor(np.concatenate([[0], steps - 1]), device=dev).index_select(0, things.label)
+                on = nonzero_indices(((things.y | things.x) & low_bits) == 0)  # row and column multiples of the step
+                mem_yx, slots = mem_yx.index_select(1, on), slots.index_select(0, on)
+        keep = free_t & alive[: free_t.size]  # [T_old] tracks whose old pixels stay
+        if self._mem_slot is not None and self._mem_slot.numel() and keep.any():
+            slot_map = torch.as_tensor(np.where(keep, remap[: keep.size], -1), device=dev)  # [T_old] new slot or -1
+            old_slot = slot_map.index_select(0, self._mem_slot)
+            on = nonzero_indices(old_slot >= 0)  # [K_old] kept
+            mem_yx = torch.cat([mem_yx, self._mem_yx.index_select(1, on)], 1)
+            slots = torch.cat([slots, old_slot.index_select(0, on)])
         if not alive.all():
-            remap = np.full(len(tracks), -1, np.int64)
-            remap[alive] = np.arange(int(alive.sum()))
-            slots = torch.as_tensor(remap, device=dev).index_select(0, slots)
-            mem_yx, slots = _select(slots >= 0, mem_yx, slots)
             tracks.keep(alive)
         self._mem_yx, self._mem_slot = mem_yx, slots
 
@@ -502,20 +473,21 @@ class HungarianTracker(Tracker):
         pf.track_ids = track_ids
         return pf
 
-    def _unique_pairs(self, allowed, contain, centroids, areas, now, track_of, free_t) -> tuple[np.ndarray, np.ndarray]:
+    def _unique_pairs(self, allowed, contain, centroids, areas, shift, scale, track_of, free_t) -> tuple[np.ndarray, np.ndarray]:
         """Pass 5e: a left-over track and a left-over segment, `allowed` ``(T, M) bool`` (class,
         colour, confident), are matched when each is the other's only candidate: the smaller
         mask at least `min_containment` inside the other, or their predicted centres within
         `growth_center_distance` object sizes, with areas up to `max_growth_ratio` apart.
         Returns updated copies of ``track_of (M,)`` and ``free_t (T,)``."""
-        dist, pred_area = self._center_distance(*self._predict(now), centroids, areas)  # [T, M], [T]
-        close = (contain >= self.min_containment) | (dist <= self.growth_center_distance)
-        ratio = self._area_ratio(pred_area, areas)
-        cand = allowed & close & (ratio <= self.max_growth_ratio) & free_t[:, None] & (track_of < 0)[None, :]
+        rows, cols = np.flatnonzero(free_t), np.flatnonzero(track_of < 0)
+        sub = np.ix_(rows, cols)
+        dist, pred_area = self._centre_distance(rows, cols, centroids, areas, shift, scale)  # [R, C], [R]
+        close = (contain[sub] >= self.min_containment) | (dist <= self.growth_center_distance)
+        cand = allowed[sub] & close & (self._area_ratio(pred_area, areas[cols]) <= self.max_growth_ratio)
         unique = cand & (cand.sum(1, keepdims=True) == 1) & (cand.sum(0, keepdims=True) == 1)
         r, c = np.nonzero(unique)
         track_of, free_t = track_of.copy(), free_t.copy()
-        track_of[c], free_t[r] = r, False
+        track_of[cols[c]], free_t[rows[r]] = rows[r], False
         return track_of, free_t
 
     def _predict(self, now: float) -> tuple[np.ndarray, np.ndarray]:
@@ -527,61 +499,60 @@ class HungarianTracker(Tracker):
         return shift, (scale if self.scale_prediction else np.ones(len(tracks)))
 
     def _overlap(
-        self, shifts, scales, cur, cur_area_t, n_cur: int, height: int, width: int
+        self, shifts: np.ndarray, scales: np.ndarray, things: GridThings
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """IoU and containment ``(T, M) float64`` of the remembered masks, carried by the camera
         (`TrackTable.warp`) then moved by `shifts` ``(T, 2)`` (y, x pixels) and scaled by
-        `scales` ``(T,)`` about their centres, with the current things `cur` ``(h*w,)``
-        labelled 0..M; and ``(T,)`` the fraction of each predicted mask inside the frame.
+        `scales` ``(T,)`` about their centres, with the current `things`; and ``(T,)`` the
+        fraction of each predicted mask inside the frame.
         A scaled mask is a sample of the object: each of its pixels counts for scale² pixels."""
         tracks = self._tracks
-        n_tracks = len(tracks)
-        dev = cur.device
+        n_cur = things.count
         # p -> c + shift + s (k p + b - c) = (s k) p + (s b + (1 - s) c + shift)
         k = scales * tracks.warp[:, 0]  # [T]
         off = scales[:, None] * tracks.warp[:, 1:] + (1 - scales)[:, None] * tracks.centroid + shifts  # [T, 2]
         off = np.where((k == 1.0)[:, None], np.rint(off), off)  # translation only: whole pixels
-        table = torch.as_tensor(np.concatenate([k[:, None], off], 1), dtype=torch.float32, device=dev)  # [T, 3]
-        slot = self._mem_slot
-        par = table.index_select(0, slot)  # [K, 3]
-        pts = torch.addcmul(par[:, 1:], self._mem_yx, par[:, :1]).round_()  # [K, 2] float32, whole pixels
-        size = torch.tensor([height, width], dtype=pts.dtype, device=dev)
-        inside = ((pts >= 0) & (pts < size)).all(1)  # [K]
-        flat = torch.where(inside, pts[:, 0] * width + pts[:, 1], 0.0).long()
+        transform = np.concatenate([k[:, None], off], 1)  # [T, 3]
         # label under each predicted pixel; M + 1 where it fell outside the frame
-        under = torch.where(inside, cur.index_select(0, flat), n_cur + 1)  # [K]
-        hist = pair_histogram(slot + 1, under, n_tracks, n_cur + 1).double()  # [T+1, M+2]
+        counts = warped_pair_counts(things.labels, things.width, n_cur + 2, self._mem_yx, self._mem_slot, transform)
         # a scaled or sub-sampled mask is a sample: each remembered pixel counts for (k m)² pixels
-        weight = (k * tracks.sample_step) ** 2  # [T]
-        hist = hist[1:] * torch.as_tensor(weight, device=dev)[:, None]  # [T, M+2]
-        inter = hist[:, 1 : n_cur + 1]  # [T, M]
-        pred_area = hist[:, : n_cur + 1].sum(1, keepdim=True)  # [T, 1] inside the frame
-        union = pred_area + cur_area_t[None, :] - inter
-        iou = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
-        contain = inter / torch.minimum(pred_area, cur_area_t[None, :]).clamp(min=1)
-        full = np.maximum(tracks.area * k**2, 1e-9)  # predicted area with nothing cut off
-        inside_frac = np.minimum(pred_area[:, 0].cpu().numpy() / full, 1.0)
-        return iou.cpu().numpy(), contain.cpu().numpy(), inside_frac
+        return overlap_from_counts(counts, things.area, (k * tracks.sample_step) ** 2, tracks.area * k**2)
 
-    def _near(self, same_class: np.ndarray, centroids: np.ndarray, areas: np.ndarray, now: float) -> np.ndarray:
-        """``(T, M) bool`` pairs close enough for the centre pass; sets `self._center_cost`
-        (centre distances in object sizes) and `self._area_ok` (areas within `max_area_ratio`)."""
-        shift, scale = self._predict(now)
-        self._center_cost, pred_area = self._center_distance(shift, scale, centroids, areas)
-        ratio = self._area_ratio(pred_area, areas)
-        self._area_ok = ratio <= self.max_area_ratio
-        return same_class & self._area_ok & (self._center_cost <= self.max_center_distance)
+    def _near(
+        self,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        same_class: np.ndarray,
+        centroids: np.ndarray,
+        areas: np.ndarray,
+        shift: np.ndarray,
+        scale: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The centre pass between tracks `rows` and current things `cols` (index arrays), the
+        tracks predicted by `shift` ``(T, 2)`` and `scale` ``(T,)`` (`_predict`).
 
-    def _center_distance(self, shift, scale, centroids: np.ndarray, areas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``((T, M) distance in object sizes, (T,) predicted area)`` from each track's centre
-        moved by `shift` ``(T, 2)`` and scaled by `scale` ``(T,)`` to each current centre."""
+        Returns ``(near, centre, area_ok)``, each ``(len(rows), len(cols))``: pairs close enough
+        for the centre pass (bool), centre distances in object sizes, areas within
+        `max_area_ratio` (bool)."""
+        centre, pred_area = self._centre_distance(rows, cols, centroids, areas, shift, scale)
+        area_ok = self._area_ratio(pred_area, areas[cols]) <= self.max_area_ratio
+        near = same_class[np.ix_(rows, cols)] & area_ok & (centre <= self.max_center_distance)
+        return near, centre, area_ok
+
+    def _centre_distance(
+        self, rows: np.ndarray, cols: np.ndarray, centroids: np.ndarray, areas: np.ndarray, shift: np.ndarray, scale: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``((R, C) distance in object sizes (sqrt of the larger area), (R,) predicted area)``
+        from the centres of tracks `rows` moved by `shift` ``(T, 2)`` and scaled by `scale`
+        ``(T,)`` to those of current things `cols`; non-finite distances are `FORBIDDEN`."""
         tracks = self._tracks
-        pred = tracks.centroid + shift  # [T, 2]
-        pred_area = tracks.area * (scale * tracks.warp[:, 0]) ** 2  # [T]
-        dist = np.hypot(pred[:, None, 0] - centroids[None, :, 0], pred[:, None, 1] - centroids[None, :, 1])  # [T, M]
-        big = np.maximum(np.maximum(pred_area[:, None], areas[None, :]), self.small_object_area)
+        pred = tracks.centroid[rows] + shift[rows]  # [R, 2]
+        pred_area = tracks.area[rows] * (scale[rows] * tracks.warp[rows, 0]) ** 2  # [R]
+        cen, area = centroids[cols], areas[cols]  # [C, 2], [C]
+        dist = np.hypot(pred[:, None, 0] - cen[None, :, 0], pred[:, None, 1] - cen[None, :, 1])  # [R, C]
+        big = np.maximum(np.maximum(pred_area[:, None], area[None, :]), self.small_object_area)
         norm = dist / np.sqrt(big)
-        return np.where(np.isfinite(norm), norm, _FORBIDDEN), pred_area
+        return np.where(np.isfinite(norm), norm, FORBIDDEN), pred_area
 
     def _area_ratio(self, track_area: np.ndarray, cur_area: np.ndarray) -> np.ndarray:
         """``(T, M)`` larger / smaller area, each counted as at least `small_object_area`."""

@@ -70,6 +70,8 @@ class TrackTable:
         """Start ``n = len(categories)`` new tracks; returns their ``(n,)`` new slots."""
         n = len(categories)
         start = len(self)
+        if n == 0:
+            return np.zeros(0, np.int64)
         self.ids = np.concatenate([self.ids, np.arange(self.next_id, self.next_id + n, dtype=np.int64)])
         self.next_id += n
         self.categories = np.concatenate([self.categories, np.asarray(categories, np.int64)])
@@ -120,23 +122,23 @@ class TrackTable:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             expected = old * np.exp(2 * rate * np.maximum(dt, 0))
             change = np.maximum(expected, areas) / np.maximum(np.minimum(expected, areas), 1.0)
-        good = (dt > 0) & np.isfinite(centroids).all(1) & (change <= max_area_change)
-        first = self.hits[slots] == 1
-        if scale_ok is not None and max_scale_rate > 0:
-            upd = good & np.asarray(scale_ok, bool) & (old > 0) & (areas > 0)
-            with np.errstate(divide="ignore", invalid="ignore"):
+            good = (dt > 0) & np.isfinite(centroids).all(1) & (change <= max_area_change)
+            first = self.hits[slots] == 1
+            if scale_ok is not None and max_scale_rate > 0:
+                upd = good & np.asarray(scale_ok, bool) & (old > 0) & (areas > 0)
                 step_rate = np.clip(0.5 * np.log(areas / old) / dt, -max_scale_rate, max_scale_rate)
-            new_rate = np.where(first, step_rate, smoothing * step_rate + (1 - smoothing) * rate)
-            rate = np.where(upd, new_rate, rate)
-            self.scale_rate[slots] = rate
-        step = np.zeros((len(slots), 2))
-        # displacement D over dt under growth rate r: velocity at the end = D / dt * h(r dt),
-        # h(x) = x e^x / (e^x - 1) (1 for r = 0)
-        x = rate[good] * dt[good]
-        h = np.where(np.abs(x) > 1e-9, x * np.exp(x) / np.where(np.abs(x) > 1e-9, np.expm1(x), 1.0), 1.0)
-        step[good] = (centroids[good] - self.centroid[slots][good]) / dt[good, None] * h[:, None]
-        new_v = np.where(first[:, None], step, smoothing * step + (1 - smoothing) * self.velocity[slots])
-        self.velocity[slots] = np.where(good[:, None], new_v, self.velocity[slots])
+                new_rate = np.where(first, step_rate, smoothing * step_rate + (1 - smoothing) * rate)
+                rate = np.where(upd, new_rate, rate)
+                self.scale_rate[slots] = rate
+            # displacement D over dt under growth rate r: velocity at the end = D / dt * h(r dt),
+            # h(x) = x e^x / (e^x - 1) (1 for r = 0)
+            x = rate * dt
+            big = np.abs(x) > 1e-9
+            h = np.where(big, x * np.exp(x) / np.where(big, np.expm1(x), 1.0), 1.0)
+            step = (centroids - self.centroid[slots]) / dt[:, None] * h[:, None]  # [n, 2]; used where good
+        velocity = self.velocity[slots]
+        new_v = np.where(first[:, None], step, smoothing * step + (1 - smoothing) * velocity)
+        self.velocity[slots] = np.where(good[:, None], new_v, velocity)
         self.centroid[slots] = centroids
         self.area[slots] = areas
         self.last_seen[slots] = now
