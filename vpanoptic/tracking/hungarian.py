@@ -21,18 +21,20 @@ subsampled on a regular grid (`max_pixels`) and large masks are remembered on a 
 4. the IoU of predicted masks with current things comes from one histogram (`cost.py`):
    every remembered pixel, moved by its track's transform, reads the label under it in a
    label map framed by a ring of "outside";
-5. association: Hungarian on 1 - IoU for confident segments, then the tracks left over
-   against low-score segments (`low_score_pass`), then a centre-distance pass for small
-   or thin objects that moved more than their own size (`max_center_distance`); in each
-   pass tracks seen a frame ago and lost ones are assigned jointly, the lost ones at a
-   higher cost (`lost_penalty`; or strictly after, `lost_last`); every pass is
-   gated by class and by a minimum IoU (or containment, for masks that grow and shrink);
-   with the colour cue (`appearance.py`) every pass also weighs and gates by mean colour,
-   and a last pass re-identifies left-over tracks by colour near their predicted centre
-   (for a lost track: anywhere between where its prediction stopped and where constant
-   velocity would have taken it since it was last seen); finally a track and a segment
-   left over that are each other's only candidate are paired even when their areas differ
-   a lot (an object stepping out from behind another, `max_growth_ratio`);
+5. association, passes 5a-5e (`association.py`), each on what the earlier ones left:
+   Hungarian on 1 - IoU for confident segments (5a), then the tracks left over against
+   low-score segments (5b, `low_score_pass`), then a centre-distance pass for small or thin
+   objects that moved more than their own size (5c, `max_center_distance`); in each of
+   these tracks seen a frame ago and lost ones are assigned jointly, the lost ones at a
+   higher cost (`lost_penalty`; or strictly after, `lost_last`); every pass is gated by
+   class, the IoU passes by a minimum IoU (or containment, for masks that grow and shrink);
+   with the colour cue (`appearance.py`) every pass also gates by mean colour, and all but
+   the last weigh it into their cost; a further pass (5d) re-identifies left-over tracks
+   by colour near their predicted centre (for a lost track: anywhere between where its
+   prediction stopped and where constant velocity would have taken it since it was last
+   seen); finally (5e) a track and a segment left over that are each other's only
+   candidate are paired even when their areas differ a lot (an object stepping out from
+   behind another, `max_growth_ratio`);
 6. life cycle (`lifecycle.py`): matched tracks update, unmatched segments start tentative
    tracks, tracks unseen for too long (in seconds of frame time) are removed; ids are never
    reused.
@@ -47,8 +49,9 @@ import torch
 
 from ..types import PanopticFrame
 from .appearance import AppearanceCue
+from .association import AssociationParams, associate
 from .base import Tracker
-from .cost import FORBIDDEN, assign, overlap_from_counts, warped_pair_counts
+from .cost import overlap_from_counts, warped_pair_counts
 from .features import GridThings, grid_things, nonzero_indices
 from .lifecycle import TrackTable
 from .motion import CameraMotionEstimator, local_similarity
@@ -263,6 +266,9 @@ class HungarianTracker(Tracker):
         self._app = AppearanceCue(
             appearance_weight, appearance_scale, appearance_gate, appearance_smoothing, reid_distance, reid_colour
         )
+        # the thresholds of the association passes, read off the attributes above (fixed from
+        # here on, like the colour cue's)
+        self._association = AssociationParams.of(self)
         self.reset()
 
     def reset(self) -> None:
@@ -327,7 +333,7 @@ class HungarianTracker(Tracker):
                 w[:, 0] *= zoom
                 tracks.centroid = centre
 
-        # Step 3-4: IoU of predicted track masks with current things, gated by class.
+        # Step 3-4: IoU and containment of predicted track masks with current things.
         n_tracks = len(tracks)
         iou, contain = np.zeros((n_tracks, n_cur)), np.zeros((n_tracks, n_cur))
         shift, scale = self._predict(now)  # [T, 2], [T]
@@ -344,74 +350,25 @@ class HungarianTracker(Tracker):
                 else:
                     iou, contain = np.maximum(iou, iou_h), np.maximum(contain, contain_h)
                     inside = np.maximum(inside, inside_h)
-        same_class = tracks.categories[:, None] == cats[None, :]  # [T, M]
 
-        # Step 5: association passes; each pass sees only what earlier passes left.
-        track_of = np.full(n_cur, -1, np.int64)  # matched track slot per current thing
-        free_t = np.ones(n_tracks, bool)
-        if n_tracks and n_cur:
-            ratio = self._area_ratio(tracks.area * (scale * tracks.warp[:, 0]) ** 2, areas)  # [T, M]
-            contained = (contain >= self.min_containment) & (ratio <= self.max_containment_ratio)
-            ok_iou = same_class & ((iou >= self.iou_threshold) | contained)
-            # a lost track predicted out of the frame has left: it may not claim a newcomer
-            left = (tracks.last_seen < self._prev_time) & (inside < 1 - self.max_outside_fraction)
-            same_class = same_class & ~left[:, None]
-            ok_iou &= same_class
-            confident = scores >= self.high_score_threshold if self.low_score_pass else np.ones(n_cur, bool)
-            joint = self.center_weight > 0 and self.max_center_distance > 0
-            cost, limit = 1.0 - iou, None
-            app_dist = self._app.distance(tracks.colour, colours)  # [T, M] Lab, 0 where unknown
-            app_cost, app_ok = self._app.cost(app_dist)
-            cost, ok_iou, same_class = cost + app_cost, ok_iou & app_ok, same_class & app_ok
-            if joint:  # IoU and centre distance in one pass
-                every = (np.arange(n_tracks), np.arange(n_cur))
-                near, centre, _ = self._near(*every, same_class, centroids, areas, shift, scale)
-                ok_iou |= near
-                cost = cost + self.center_weight * np.minimum(centre, self.max_center_distance)
-                limit = 1.0 + self.center_weight * self.max_center_distance + self._app.weight + 1e-3
-            # tracks seen in the previous frame choose first; lost ones get what they leave
-            recent = tracks.last_seen >= self._prev_time
-            row_groups = (recent, ~recent) if self.lost_last else (np.ones(n_tracks, bool),)
-            if not self.lost_last and self.lost_penalty:  # one joint assignment; lost tracks pay extra
-                cost = cost + self.lost_penalty * (~recent)[:, None]
-                limit = None if limit is None else limit + self.lost_penalty
-            for cols_on in (confident, ~confident):  # 5a: confident segments; 5b: low-score ones
-                if not cols_on.any():
-                    continue
-                for rows_on in row_groups:
-                    allowed = ok_iou & (free_t & rows_on)[:, None] & (cols_on & (track_of < 0))[None, :]
-                    r, c = assign(cost, allowed, limit)
-                    track_of[c], free_t[r] = r, False
-            centre_pass = self.max_center_distance > 0 and not joint
-            if (centre_pass or self._app.reid_radius > 0) and free_t.any() and (track_of < 0).any():
-                # 5c and 5d see only the tracks and segments left over: centre distances for those
-                rows, cols = np.flatnonzero(free_t), np.flatnonzero(track_of < 0)
-                near, centre, area_ok = self._near(rows, cols, same_class, centroids, areas, shift, scale)
-                sub = np.ix_(rows, cols)
-                if centre_pass:  # 5c: centre distance
-                    for rows_on in row_groups:
-                        allowed = near & (free_t & rows_on)[rows, None] & (track_of < 0)[None, cols]
-                        r, c = assign(centre + app_cost[sub], allowed)
-                        track_of[cols[c]], free_t[rows[r]] = rows[r], False
-                on_r, on_c = free_t[rows], track_of[cols] < 0
-                if self._app.reid_radius > 0 and on_r.any() and on_c.any():  # 5d: re-identification
-                    rows, cols, inner = rows[on_r], cols[on_c], np.ix_(np.flatnonzero(on_r), np.flatnonzero(on_c))
-                    sub = np.ix_(rows, cols)
-                    similar = same_class[sub] & self._app.similar(tracks.colour[rows], colours[cols], app_dist[sub])
-                    # a lost object is somewhere between where its prediction stopped and where
-                    # it would be at constant velocity all along
-                    reach = centre[inner]
-                    if self.motion_prediction:
-                        far_shift = tracks.predict(now, self.max_lost_seconds)[0]
-                        reach = np.minimum(reach, self._centre_distance(rows, cols, centroids, areas, far_shift, scale)[0])
-                    ok = similar & area_ok[inner] & (reach <= self._app.reid_radius)
-                    r, c = assign(reach + app_cost[sub], ok)
-                    track_of[cols[c]], free_t[rows[r]] = rows[r], False
-
-            if self.max_growth_ratio > 0 and free_t.any() and (track_of < 0).any():  # 5e: unique pairs
-                track_of, free_t = self._unique_pairs(
-                    same_class & confident[None, :], contain, centroids, areas, shift, scale, track_of, free_t
-                )
+        # Step 5: association passes (`association.py`); each pass sees only what earlier passes left.
+        track_of, free_t = associate(
+            self._association,
+            self._app,
+            tracks,
+            now=now,
+            prev_time=self._prev_time,
+            categories=cats,
+            scores=scores,
+            centroids=centroids,
+            areas=areas,
+            colours=colours,
+            iou=iou,
+            contain=contain,
+            inside=inside,
+            shift=shift,
+            scale=scale,
+        )  # [M] matched track slot per current thing (-1: none), [T] tracks left unmatched
 
         # Step 6: matched things continue their track; the rest start tentative tracks. An
         # unmatched track predicted mostly out of the frame has left the view.
@@ -473,23 +430,6 @@ class HungarianTracker(Tracker):
         pf.track_ids = track_ids
         return pf
 
-    def _unique_pairs(self, allowed, contain, centroids, areas, shift, scale, track_of, free_t) -> tuple[np.ndarray, np.ndarray]:
-        """Pass 5e: a left-over track and a left-over segment, `allowed` ``(T, M) bool`` (class,
-        colour, confident), are matched when each is the other's only candidate: the smaller
-        mask at least `min_containment` inside the other, or their predicted centres within
-        `growth_center_distance` object sizes, with areas up to `max_growth_ratio` apart.
-        Returns updated copies of ``track_of (M,)`` and ``free_t (T,)``."""
-        rows, cols = np.flatnonzero(free_t), np.flatnonzero(track_of < 0)
-        sub = np.ix_(rows, cols)
-        dist, pred_area = self._centre_distance(rows, cols, centroids, areas, shift, scale)  # [R, C], [R]
-        close = (contain[sub] >= self.min_containment) | (dist <= self.growth_center_distance)
-        cand = allowed[sub] & close & (self._area_ratio(pred_area, areas[cols]) <= self.max_growth_ratio)
-        unique = cand & (cand.sum(1, keepdims=True) == 1) & (cand.sum(0, keepdims=True) == 1)
-        r, c = np.nonzero(unique)
-        track_of, free_t = track_of.copy(), free_t.copy()
-        track_of[cols[c]], free_t[rows[r]] = rows[r], False
-        return track_of, free_t
-
     def _predict(self, now: float) -> tuple[np.ndarray, np.ndarray]:
         """Per-track predicted ``(shift (T, 2) (y, x) grid pixels, scale (T,))`` at frame time `now`."""
         tracks = self._tracks
@@ -517,45 +457,3 @@ class HungarianTracker(Tracker):
         counts = warped_pair_counts(things.labels, things.width, n_cur + 2, self._mem_yx, self._mem_slot, transform)
         # a scaled or sub-sampled mask is a sample: each remembered pixel counts for (k m)² pixels
         return overlap_from_counts(counts, things.area, (k * tracks.sample_step) ** 2, tracks.area * k**2)
-
-    def _near(
-        self,
-        rows: np.ndarray,
-        cols: np.ndarray,
-        same_class: np.ndarray,
-        centroids: np.ndarray,
-        areas: np.ndarray,
-        shift: np.ndarray,
-        scale: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The centre pass between tracks `rows` and current things `cols` (index arrays), the
-        tracks predicted by `shift` ``(T, 2)`` and `scale` ``(T,)`` (`_predict`).
-
-        Returns ``(near, centre, area_ok)``, each ``(len(rows), len(cols))``: pairs close enough
-        for the centre pass (bool), centre distances in object sizes, areas within
-        `max_area_ratio` (bool)."""
-        centre, pred_area = self._centre_distance(rows, cols, centroids, areas, shift, scale)
-        area_ok = self._area_ratio(pred_area, areas[cols]) <= self.max_area_ratio
-        near = same_class[np.ix_(rows, cols)] & area_ok & (centre <= self.max_center_distance)
-        return near, centre, area_ok
-
-    def _centre_distance(
-        self, rows: np.ndarray, cols: np.ndarray, centroids: np.ndarray, areas: np.ndarray, shift: np.ndarray, scale: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``((R, C) distance in object sizes (sqrt of the larger area), (R,) predicted area)``
-        from the centres of tracks `rows` moved by `shift` ``(T, 2)`` and scaled by `scale`
-        ``(T,)`` to those of current things `cols`; non-finite distances are `FORBIDDEN`."""
-        tracks = self._tracks
-        pred = tracks.centroid[rows] + shift[rows]  # [R, 2]
-        pred_area = tracks.area[rows] * (scale[rows] * tracks.warp[rows, 0]) ** 2  # [R]
-        cen, area = centroids[cols], areas[cols]  # [C, 2], [C]
-        dist = np.hypot(pred[:, None, 0] - cen[None, :, 0], pred[:, None, 1] - cen[None, :, 1])  # [R, C]
-        big = np.maximum(np.maximum(pred_area[:, None], area[None, :]), self.small_object_area)
-        norm = dist / np.sqrt(big)
-        return np.where(np.isfinite(norm), norm, FORBIDDEN), pred_area
-
-    def _area_ratio(self, track_area: np.ndarray, cur_area: np.ndarray) -> np.ndarray:
-        """``(T, M)`` larger / smaller area, each counted as at least `small_object_area`."""
-        a = np.maximum(track_area, self.small_object_area)[:, None]
-        b = np.maximum(cur_area, self.small_object_area)[None, :]
-        return np.maximum(a, b) / np.minimum(a, b)
