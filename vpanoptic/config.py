@@ -187,7 +187,8 @@ class TrackerConfig:
         farther apart in Lab are never matched (0 = no gate); appearance_smoothing: weight of
         the newest colour in a track's average, in (0, 1].
     reid_distance: re-identification pass for what is left: same class, colours at most
-        reid_colour apart in Lab, centres within this many object sizes (0 = off; needs images).
+        reid_colour apart in Lab, centres within this many object sizes, areas at most
+        reid_area_ratio apart (0 = off; needs images).
     """
 
     name: str = "hungarian"
@@ -226,6 +227,7 @@ class TrackerConfig:
     appearance_smoothing: float = 0.3
     reid_distance: float = 3.0
     reid_colour: float = 8.0
+    reid_area_ratio: float = 8.0
 
     def __post_init__(self):
         _check(
@@ -237,7 +239,7 @@ class TrackerConfig:
             f"tracker.iou_threshold is {self.iou_threshold}; expected 0 < x <= 1",
         )
         _check(0 < self.min_containment <= 1, f"tracker.min_containment is {self.min_containment}; expected 0 < x <= 1")
-        for key in ("max_containment_ratio", "velocity_area_change", "max_area_ratio", "min_hits"):
+        for key in ("max_containment_ratio", "velocity_area_change", "max_area_ratio", "min_hits", "reid_area_ratio"):
             _check(getattr(self, key) >= 1, f"tracker.{key} is {getattr(self, key)}; expected >= 1")
         for key in ("max_lost_seconds", "tentative_max_lost_seconds", "max_center_distance", "max_pixels",
                     "max_predict_seconds", "center_weight", "appearance_weight", "appearance_gate",

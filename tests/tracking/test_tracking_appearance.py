@@ -163,3 +163,13 @@ def test_reid_finds_an_object_that_walked_on_behind_an_occluder():
     assert ids[0] and ids[-1] == ids[0] and ids[-2] == ids[0]
     stopped = 25 * (0.4 + tracker.max_predict_seconds)  # where the prediction stops
     assert (25 * 1.7 - stopped) / 6 > tracker._app.reid_radius
+
+
+@pytest.mark.parametrize("reid_area_ratio, kept", [(8.0, True), (4.0, False)])
+def test_reid_follows_a_near_object_that_grew_between_frames(reid_area_ratio, kept):
+    """A red car seen twice at 6 x 6 px, then (a low frame rate, the camera driving on) at
+    14 x 14 px 1.3 object sizes away: no overlap, beyond the centre pass, 5.4 times the area."""
+    small, big = (1, RED, (20, 26, 10, 16)), (1, RED, (16, 30, 24, 38))
+    clip = [frame_with([small], 0.0, 0), frame_with([small], 0.33, 1), frame_with([big], 0.67, 2)]
+    ids = run(HungarianTracker(camera_motion=False, reid_area_ratio=reid_area_ratio), clip)
+    assert (ids[2][1] == ids[0][1]) == kept

@@ -57,6 +57,7 @@ class AssociationParams:
     max_area_ratio: float
     max_growth_ratio: float
     growth_center_distance: float
+    reid_area_ratio: float
     center_weight: float
     small_object_area: float
     max_outside_fraction: float
@@ -259,14 +260,15 @@ class _Passes:
         on_r, on_c = self.free_t[rows], self.track_of[cols] < 0
         if reid and on_r.any() and on_c.any():
             inner = np.ix_(np.flatnonzero(on_r), np.flatnonzero(on_c))
-            self._reidentify(rows[on_r], cols[on_c], centre[inner], area_ok[inner])
+            self._reidentify(rows[on_r], cols[on_c], centre[inner])
 
-    def _reidentify(self, rows: np.ndarray, cols: np.ndarray, centre: np.ndarray, area_ok: np.ndarray) -> None:
+    def _reidentify(self, rows: np.ndarray, cols: np.ndarray, centre: np.ndarray) -> None:
         """5d between left-over tracks `rows` and things `cols`, given their ``(R, C)``
-        predicted `centre` distances and `area_ok` from the centre pass: pairs of one class
-        and similar colour, within `reid_radius` object sizes, matched by distance + colour.
-        A lost object is somewhere between where its prediction stopped and where it would
-        be at constant velocity all along (up to `max_lost_seconds`)."""
+        predicted `centre` distances from the centre pass: pairs of one class and similar
+        colour, within `reid_radius` object sizes and with areas at most `reid_area_ratio`
+        apart, matched by distance + colour. A lost object is somewhere between where its
+        prediction stopped and where it would be at constant velocity all along (up to
+        `max_lost_seconds`)."""
         sub = np.ix_(rows, cols)
         tracks, app = self.tracks, self.app
         similar = self.may_match[sub] & app.similar(tracks.colour[rows], self.colours[cols], self.app_dist[sub])
@@ -274,6 +276,7 @@ class _Passes:
         if self.p.motion_prediction:
             far_centre = tracks.centroid + tracks.predict(self.now, self.p.max_lost_seconds)[0]  # [T, 2]
             reach = np.minimum(reach, self._centre(rows, cols, far_centre))
+        area_ok = self._area_ratio(rows, cols) <= self.p.reid_area_ratio
         ok = similar & area_ok & (reach <= app.reid_radius)
         r, c = assign(reach + self.app_cost[sub], ok)
         self._match(rows[r], cols[c])

@@ -143,7 +143,9 @@ class HungarianTracker(Tracker):
             (5d) matches what is left by colour within reid_distance object sizes of the
             predicted centre, or of the centre extrapolated at constant velocity for the whole
             time lost (up to `max_lost_seconds`: an object hidden longer than
-            `max_predict_seconds` has walked on behind its occluder). All 0 = off;
+            `max_predict_seconds` has walked on behind its occluder), with areas at most
+            `reid_area_ratio` apart (more than the centre pass allows: a near car at a low
+            frame rate grows several times between frames; colour vouches for it). All 0 = off;
             off by itself on frames without pixels.
         device: where the IoU histogram is computed; defaults to the id map's device.
     """
@@ -186,6 +188,7 @@ class HungarianTracker(Tracker):
         appearance_smoothing: float = 0.3,
         reid_distance: float = 3.0,
         reid_colour: float = 8.0,
+        reid_area_ratio: float = 8.0,
         device: str | torch.device | None = None,
     ):
         if not 0 < iou_threshold <= 1:
@@ -240,6 +243,9 @@ class HungarianTracker(Tracker):
                 "expected 0 (off) or >= 1, and >= 0"
             )
         self.max_growth_ratio = float(max_growth_ratio)
+        if reid_area_ratio < 1:
+            raise ValueError(f"reid_area_ratio is {reid_area_ratio}; expected >= 1")
+        self.reid_area_ratio = float(reid_area_ratio)
         self.growth_center_distance = float(growth_center_distance)
         if center_weight < 0:
             raise ValueError(f"center_weight is {center_weight}; expected >= 0")
