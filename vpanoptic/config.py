@@ -158,6 +158,8 @@ class TrackerConfig:
     max_lost_seconds: a confirmed track unseen for longer than this is removed.
     min_hits: matches needed to confirm a track; tentative_max_lost_seconds: how long an
         unconfirmed track survives unseen.
+    tentative_min_lost_frames: whatever the frame rate, a tentative track survives this many
+        missed frames in a row (its limit is at least this + 0.5 frame intervals).
     velocity_smoothing: weight of the newest step in the velocity average, in (0, 1].
     velocity_area_change: a match whose area changed by more than this factor keeps the old velocity.
     motion_prediction: move remembered masks by their velocity before matching (a lost track
@@ -198,6 +200,7 @@ class TrackerConfig:
     max_lost_seconds: float = 1.5
     min_hits: int = 2
     tentative_max_lost_seconds: float = 0.3
+    tentative_min_lost_frames: int = 1
     velocity_smoothing: float = 0.5
     velocity_area_change: float = 3.0
     motion_prediction: bool = True
@@ -260,6 +263,10 @@ class TrackerConfig:
         _check(self.small_object_area >= 1, f"tracker.small_object_area is {self.small_object_area}; expected >= 1")
         _check(self.cmc_max_side >= 32, f"tracker.cmc_max_side is {self.cmc_max_side}; expected >= 32")
         _check(self.lost_penalty >= 0, f"tracker.lost_penalty is {self.lost_penalty}; expected >= 0")
+        _check(
+            isinstance(self.tentative_min_lost_frames, int) and self.tentative_min_lost_frames >= 0,
+            f"tracker.tentative_min_lost_frames is {self.tentative_min_lost_frames}; expected an integer >= 0",
+        )
         _check(self.mask_samples >= 0, f"tracker.mask_samples is {self.mask_samples}; expected >= 0")
         _check(self.scale_min_area >= 1, f"tracker.scale_min_area is {self.scale_min_area}; expected >= 1")
         _check(self.max_scale_rate >= 0, f"tracker.max_scale_rate is {self.max_scale_rate}; expected >= 0")

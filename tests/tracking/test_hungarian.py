@@ -156,3 +156,20 @@ def test_growth_pass_pairs_only_sole_candidates():
     assert ids[3][1] not in (ids[0][1], ids[0][2])
     with pytest.raises(ValueError, match="max_growth_ratio"):
         HungarianTracker(max_growth_ratio=0.5)
+
+
+@pytest.mark.parametrize("tentative_min_lost_frames", [1, 0])
+def test_at_low_frame_rates_a_new_track_survives_a_missed_frame(tentative_min_lost_frames):
+    """At 3 fps one missed frame is 0.67 s without the object: longer than a tentative track
+    lives (0.3 s), but not more than `tentative_min_lost_frames` frames."""
+    car = [(CAR, 1, (2, 8, 2, 10))]
+    clip = [frame_with(car, 0.0, 0), frame_with([], 1 / 3, 1), frame_with(car, 2 / 3, 2)]
+    tracker = HungarianTracker(camera_motion=False, tentative_min_lost_frames=tentative_min_lost_frames)
+    ids = [ids_by_truth(tracker.update(pf)) for pf in clip]
+    assert (ids[2][1] == ids[0][1]) == (tentative_min_lost_frames == 1)
+    # at 10 fps the limit in seconds rules: missing from 0.1 s to 0.5 s ends the tentative track
+    tracker = HungarianTracker(camera_motion=False)
+    ids = [ids_by_truth(tracker.update(frame_with(car if k in (0, 5) else [], 0.1 * k, k))) for k in range(6)]
+    assert ids[5][1] != ids[0][1]
+    with pytest.raises(ValueError, match="tentative_min_lost_frames"):
+        HungarianTracker(tentative_min_lost_frames=-1)

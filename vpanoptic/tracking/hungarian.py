@@ -73,6 +73,9 @@ class HungarianTracker(Tracker):
         max_lost_seconds: a confirmed track unmatched for longer than this (frame time) is removed.
         min_hits: frames a track must be matched in to be confirmed (tentative before).
         tentative_max_lost_seconds: a tentative track unmatched for longer than this is removed.
+        tentative_min_lost_frames: whatever the frame rate, a tentative track survives this many
+            missed frames in a row: its limit is at least (n + 0.5) frame intervals (a running
+            mean of the time between frames); at 3 fps, 0.3 s is less than one frame.
         velocity_smoothing: weight of the newest displacement in the per-track velocity
             estimate (exponential moving average), in (0, 1]; 1 = last displacement only.
         velocity_area_change: a match whose mask area changed by more than this factor
@@ -159,6 +162,7 @@ class HungarianTracker(Tracker):
         max_lost_seconds: float = 1.5,
         min_hits: int = 2,
         tentative_max_lost_seconds: float = 0.3,
+        tentative_min_lost_frames: int = 1,
         velocity_smoothing: float = 0.5,
         velocity_area_change: float = 3.0,
         motion_prediction: bool = True,
@@ -219,6 +223,9 @@ class HungarianTracker(Tracker):
         self.max_lost_seconds = float(max_lost_seconds)
         self.min_hits = int(min_hits)
         self.tentative_max_lost_seconds = float(tentative_max_lost_seconds)
+        if int(tentative_min_lost_frames) != tentative_min_lost_frames or tentative_min_lost_frames < 0:
+            raise ValueError(f"tentative_min_lost_frames is {tentative_min_lost_frames}; expected an integer >= 0")
+        self.tentative_min_lost_frames = int(tentative_min_lost_frames)
         self.velocity_smoothing = float(velocity_smoothing)
         if velocity_area_change < 1:
             raise ValueError(f"velocity_area_change is {velocity_area_change}; expected >= 1")
@@ -285,6 +292,7 @@ class HungarianTracker(Tracker):
         self._mem_slot: torch.Tensor | None = None  # (K,) int64
         self._shape: tuple[int, int] | None = None
         self._prev_time = -math.inf
+        self._frame_interval: float | None = None  # running mean of the time between frames (s)
         self.last_homography = np.eye(3)
         if self._cmc is not None:
             self._cmc.reset()
@@ -406,7 +414,14 @@ class HungarianTracker(Tracker):
 
         # Step 7: new memory = current thing pixels (their track slot) + the old pixels of
         # unmatched tracks (also where something now occludes them); forget expired tracks.
-        alive = ~tracks.expired(now, self.min_hits, self.max_lost_seconds, self.tentative_max_lost_seconds)
+        if math.isfinite(self._prev_time) and now > self._prev_time:  # running mean of the frame spacing
+            dt = now - self._prev_time
+            self._frame_interval = dt if self._frame_interval is None else 0.5 * (self._frame_interval + dt)
+        # whatever the frame rate, a tentative track survives `tentative_min_lost_frames` missed frames
+        tentative_limit = self.tentative_max_lost_seconds
+        if self._frame_interval is not None:
+            tentative_limit = max(tentative_limit, (self.tentative_min_lost_frames + 0.5) * self._frame_interval)
+        alive = ~tracks.expired(now, self.min_hits, self.max_lost_seconds, tentative_limit)
         alive[: gone.size] &= ~gone  # every current thing's track is alive (just seen)
         remap = np.cumsum(alive) - 1  # [T] new slot of each kept track
         dev = things.labels.device
