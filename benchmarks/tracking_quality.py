@@ -59,6 +59,8 @@ ABLATIONS: dict[str, tuple[str, dict]] = {
     "no growth": ("hungarian", {"scale_prediction": False}),
     "lost last": ("hungarian", {"lost_last": True}),
     "no appearance": ("hungarian", {"appearance_weight": 0.0, "appearance_gate": 0.0, "reid_distance": 0.0}),
+    "no sole-candidate pass": ("hungarian", {"max_growth_ratio": 0.0}),
+    "tentative 0.3 s at any fps": ("hungarian", {"tentative_min_lost_frames": 0}),
 }
 
 
