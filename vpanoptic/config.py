@@ -170,8 +170,8 @@ class TrackerConfig:
         one joint assignment where matching a lost track costs lost_penalty more (IoU units).
     low_score_pass: match segments scoring below high_score_threshold after the others.
     max_center_distance: centre-distance pass radius in object sizes (0 = off);
-        max_area_ratio: largest area ratio it pairs; center_weight: > 0 (default 0.3) merges it
-        into the IoU pass with cost 1 - IoU + center_weight x distance; 0: a pass of its own after.
+        max_area_ratio: largest area ratio it pairs; center_weight: > 0 merges it into the IoU
+        pass with cost 1 - IoU + center_weight x distance.
     max_growth_ratio: last pass: a left-over track and segment that are each other's only
         candidate (one mostly inside the other, or centres within growth_center_distance object
         sizes) are paired with areas up to this factor apart (0 = off).
@@ -216,7 +216,7 @@ class TrackerConfig:
     max_area_ratio: float = 4.0
     max_growth_ratio: float = 16.0
     growth_center_distance: float = 0.5
-    center_weight: float = 0.3
+    center_weight: float = 0.0
     small_object_area: float = 16.0
     scale_prediction: bool = True
     scale_min_area: float = 400.0

@@ -9,8 +9,7 @@ Each pass sees only the tracks and things that the earlier ones left:
   every segment without `low_score_pass`);
 - 5b: the same for the low-score segments, against the tracks 5a left (`low_score_pass`);
 - 5c: centre distance, for small or thin objects that moved more than their own size
-  (`max_center_distance`); with `center_weight` > 0 (the default) it is merged into 5a and
-  5b instead;
+  (`max_center_distance`); with `center_weight` > 0 it is merged into 5a and 5b instead;
 - 5d: re-identification by colour near the predicted centre (`AppearanceCue.reid_radius`;
   for a lost track, anywhere between where its prediction stopped and where constant
   velocity would have taken it since it was last seen);

@@ -22,11 +22,9 @@ subsampled on a regular grid (`max_pixels`) and large masks are remembered on a 
    every remembered pixel, moved by its track's transform, reads the label under it in a
    label map framed by a ring of "outside";
 5. association, passes 5a-5e (`association.py`), each on what the earlier ones left:
-   Hungarian on 1 - IoU + `center_weight` x centre distance for confident segments (5a),
-   pairs allowed by IoU or by the centre gate (small or thin objects that moved more than
-   their own size, `max_center_distance`), then the tracks left over against low-score
-   segments (5b, `low_score_pass`); with `center_weight` 0 the centre distance is a pass of
-   its own after these (5c); in each of
+   Hungarian on 1 - IoU for confident segments (5a), then the tracks left over against
+   low-score segments (5b, `low_score_pass`), then a centre-distance pass for small or thin
+   objects that moved more than their own size (5c, `max_center_distance`); in each of
    these tracks seen a frame ago and lost ones are assigned jointly, the lost ones at a
    higher cost (`lost_penalty`; or strictly after, `lost_last`); every pass is gated by
    class, the IoU passes by a minimum IoU (or containment, for masks that grow and shrink);
@@ -103,9 +101,9 @@ class HungarianTracker(Tracker):
         low_score_pass: segments scoring below `high_score_threshold` are matched only after
             the confident ones, to the tracks those left (ByteTrack's second pass, on masks).
         high_score_threshold: the score splitting confident from low-score segments, in [0, 1].
-        max_center_distance: a track and a segment of the same class whose predicted centres
-            are closer than this many object sizes (sqrt of the larger area) may be matched
-            without overlapping (see `center_weight`). Catches small or thin objects that move
+        max_center_distance: last pass for what IoU left unmatched: a track and a segment
+            of the same class whose predicted centres are closer than this many object sizes
+            (sqrt of the larger area) are matched. Catches small or thin objects that move
             more than their own width per frame. 0 disables it.
         max_area_ratio: the centre pass only pairs masks whose areas differ by less than this factor.
         max_growth_ratio: pass 5e, after every other: a left-over track and a left-over
@@ -116,11 +114,10 @@ class HungarianTracker(Tracker):
             allow): an object stepping out from behind another, or a mask the model cut short
             in the previous frame. 0 disables it.
         growth_center_distance: see `max_growth_ratio`, in object sizes (sqrt of the larger area).
-        center_weight: > 0: one joint pass per score level whose cost is 1 - IoU +
-            center_weight x normalised centre distance, pairs allowed by either gate
-            (neighbouring objects are told apart by position as well as overlap, and a weak
-            overlap does not beat a close centre: near cars at low frame rates). 0: the centre
-            pass runs after the IoU passes, on what they left.
+        center_weight: 0: the centre pass runs after the IoU passes, on what they left. > 0:
+            one joint pass per score level whose cost is 1 - IoU + center_weight x normalised
+            centre distance, pairs allowed by either gate (neighbouring small objects are told
+            apart by position as well as overlap).
         small_object_area: in area ratios and object sizes, a mask counts as at least this
             many (grid) pixels: the area of a tiny mask jumps by whole factors from frame to frame.
         scale_prediction: with motion prediction, also track each object's growth rate (from
@@ -181,7 +178,7 @@ class HungarianTracker(Tracker):
         max_area_ratio: float = 4.0,
         max_growth_ratio: float = 16.0,
         growth_center_distance: float = 0.5,
-        center_weight: float = 0.3,
+        center_weight: float = 0.0,
         small_object_area: float = 16.0,
         scale_prediction: bool = True,
         scale_min_area: float = 400.0,
