@@ -184,13 +184,17 @@ class TrackerConfig:
     mask_samples: masks above 4x this many grid pixels are remembered on a sub-grid of about
         this many pixels (IoU estimated from samples; 0 = every pixel).
     max_pixels: larger frames are subsampled on a grid for association (0 = never).
-    appearance_weight: colour cue: the cost gains this x min(Lab distance of mean colours /
-        appearance_scale, 1) (0 = off; off by itself without images); appearance_gate: pairs
-        farther apart in Lab are never matched (0 = no gate); appearance_smoothing: weight of
-        the newest colour in a track's average, in (0, 1].
-    reid_distance: re-identification pass for what is left: same class, colours at most
-        reid_colour apart in Lab, centres within this many object sizes, areas at most
-        reid_area_ratio apart (0 = off; needs images).
+    appearance_weight: colour cue: the cost gains this x min(colour distance /
+        appearance_scale, 1), the colour distance being 1 - the Bhattacharyya overlap of two
+        colour histograms, in [0, 1] (0 = off; off by itself without images);
+        appearance_gate: pairs farther apart in colour are never matched (0 = no gate);
+        appearance_smoothing: weight of the newest histogram in a track's average, in (0, 1];
+        histogram_bits: histogram levels per RGB channel, 2^bits (1..4).
+    reid_distance: re-identification pass for what is left: same class, colour distance at
+        most reid_colour, centres within this many object sizes, areas at most
+        reid_area_ratio apart (0 = off; needs images). takeover_hits: a track matched at most
+        this many times, first seen after a lost track was last seen, hands its segment to
+        that track when they pass the same gates (0 = off).
     """
 
     name: str = "hungarian"
@@ -225,12 +229,14 @@ class TrackerConfig:
     mask_samples: int = 1024
     max_pixels: int = 250_000
     appearance_weight: float = 0.5
-    appearance_scale: float = 30.0
-    appearance_gate: float = 25.0
+    appearance_scale: float = 1.0
+    appearance_gate: float = 0.5
     appearance_smoothing: float = 0.3
-    reid_distance: float = 3.0
-    reid_colour: float = 8.0
+    histogram_bits: int = 3
+    reid_distance: float = 6.0
+    reid_colour: float = 0.3
     reid_area_ratio: float = 8.0
+    takeover_hits: int = 3
 
     def __post_init__(self):
         _check(
@@ -245,8 +251,8 @@ class TrackerConfig:
         for key in ("max_containment_ratio", "velocity_area_change", "max_area_ratio", "min_hits", "reid_area_ratio"):
             _check(getattr(self, key) >= 1, f"tracker.{key} is {getattr(self, key)}; expected >= 1")
         for key in ("max_lost_seconds", "tentative_max_lost_seconds", "max_center_distance", "max_pixels",
-                    "max_predict_seconds", "center_weight", "appearance_weight", "appearance_gate",
-                    "reid_distance", "reid_colour", "growth_center_distance"):
+                    "max_predict_seconds", "center_weight", "appearance_weight",
+                    "reid_distance", "growth_center_distance"):
             _check(getattr(self, key) >= 0, f"tracker.{key} is {getattr(self, key)}; expected >= 0")
         _check(
             0 < self.velocity_smoothing <= 1,
@@ -271,6 +277,19 @@ class TrackerConfig:
         _check(self.scale_min_area >= 1, f"tracker.scale_min_area is {self.scale_min_area}; expected >= 1")
         _check(self.max_scale_rate >= 0, f"tracker.max_scale_rate is {self.max_scale_rate}; expected >= 0")
         _check(self.appearance_scale > 0, f"tracker.appearance_scale is {self.appearance_scale}; expected > 0")
+        for key in ("appearance_gate", "reid_colour"):
+            _check(
+                0 <= getattr(self, key) <= 1,
+                f"tracker.{key} is {getattr(self, key)}; expected a colour distance 0 <= x <= 1 (1 - histogram overlap)",
+            )
+        _check(
+            isinstance(self.takeover_hits, int) and self.takeover_hits >= 0,
+            f"tracker.takeover_hits is {self.takeover_hits}; expected an integer >= 0 (0 = off)",
+        )
+        _check(
+            isinstance(self.histogram_bits, int) and 1 <= self.histogram_bits <= 4,
+            f"tracker.histogram_bits is {self.histogram_bits}; expected an integer 1..4",
+        )
         _check(
             0 < self.appearance_smoothing <= 1,
             f"tracker.appearance_smoothing is {self.appearance_smoothing}; expected 0 < x <= 1",

@@ -13,7 +13,7 @@ from vpanoptic.types import Frame, PanopticFrame
 
 H, W = 60, 60
 PERSON, ROAD = 11, 0
-RED, BLUE, GREY = (200, 30, 30), (30, 40, 200), (128, 128, 128)
+RED, BLUE, GREY, GREEN = (200, 30, 30), (30, 40, 200), (128, 128, 128), (20, 160, 20)
 
 
 def frame_with(objects, t, index, with_image=True):
@@ -70,63 +70,113 @@ def test_colour_keeps_ids_of_crossing_objects_through_a_missed_frame():
     default = run(HungarianTracker(motion_prediction=False, camera_motion=False), crossing_clip())
     assert default[3] == default[0]  # the cue is on by default
     defaults = inspect.signature(HungarianTracker).parameters
-    for key in ("appearance_weight", "appearance_scale", "appearance_gate", "appearance_smoothing", "reid_distance", "reid_colour"):
+    for key in ("appearance_weight", "appearance_scale", "appearance_gate", "appearance_smoothing", "histogram_bits",
+                "reid_distance", "reid_colour"):
         assert getattr(TrackerConfig(), key) == defaults[key].default, key
 
 
 def test_gate_forbids_pairs_of_different_colour():
-    ids = run(make(appearance_gate=20.0, max_center_distance=0.0), crossing_clip())
+    ids = run(make(appearance_gate=0.5, max_center_distance=0.0), crossing_clip())
     # no pair is close enough in colour and overlap: both reappear with new ids, never swapped
     assert set(ids[3].values()).isdisjoint(ids[0].values())
 
 
 def test_without_images_the_cue_is_off_and_results_are_unchanged():
     off = run(make(), crossing_clip(with_image=False))
-    on = run(make(appearance_weight=0.5, appearance_gate=5.0), crossing_clip(with_image=False))
+    on = run(make(appearance_weight=0.5, appearance_gate=0.1), crossing_clip(with_image=False))
     assert on == off
     tracker = make(appearance_weight=0.5)
     run(tracker, crossing_clip(with_image=False))
-    assert np.isnan(tracker._tracks.colour).all()  # no colour learnt from a placeholder image
+    assert tracker._tracks.histogram.shape == (2, 512)
+    assert not tracker._tracks.histogram.any()  # no colour learnt from a placeholder image
 
 
 def test_weight_zero_reads_no_pixels_and_changes_nothing():
     assert run(make(appearance_weight=0.0), crossing_clip()) == run(make(), crossing_clip())
     tracker = make()
     run(tracker, crossing_clip())
-    assert np.isnan(tracker._tracks.colour).all()
+    assert tracker._tracks.histogram.shape == (2, 0)  # the cue is off: no histograms at all
 
 
-def test_mean_colours_are_lab_of_the_segment_pixels():
-    cue = AppearanceCue(weight=1.0)
+def test_histograms_count_the_colours_of_the_segment_pixels():
+    cue = AppearanceCue(weight=1.0, bits=1)  # two levels per channel: 8 bins, index r 4 + g 2 + b
     img = np.zeros((4, 6, 3), np.uint8)
-    img[:, :3] = RED
-    img[:, 3:] = (255, 255, 255)
+    img[:, :3] = RED  # (200, 30, 30): bin 4
+    img[:, 3:] = (255, 255, 255)  # bin 7
+    img[0, 2] = BLUE  # (30, 40, 200): bin 1
     labels = torch.tensor([[1] * 3 + [2] * 3] * 4).reshape(-1)
     fg = torch.nonzero(labels).squeeze(1)
-    lab = cue.colours(img, 1, fg // 6, fg % 6, labels[fg], 2, (4, 6))
-    assert lab[1] == pytest.approx([100.0, 0.0, 0.0], abs=0.5)  # white
-    assert lab[0, 1] > 40  # red: large positive a*
+    hist = cue.histograms(img, 1, fg // 6, fg % 6, labels[fg], 2, (4, 6))
+    assert hist.shape == (2, 8) and hist.dtype == np.float32
+    assert hist[0] == pytest.approx([0, 1 / 12, 0, 0, 11 / 12, 0, 0, 0])  # shares of the 12 pixels
+    assert hist[1] == pytest.approx([0, 0, 0, 0, 0, 0, 0, 1])
     # stride 2: grid pixel (r, c) reads image pixel (2r, 2c)
-    grid = torch.tensor([[1, 1, 2]] * 2).reshape(-1)  # image columns 0, 2 (red) and 4 (white)
-    lab2 = cue.colours(img, 2, torch.arange(6) // 3, torch.arange(6) % 3, grid, 2, (4, 6))
-    assert lab2[0] == pytest.approx(lab[0], abs=1e-3) and lab2[1] == pytest.approx(lab[1], abs=1e-3)
-    # an image tensor takes the torch path: the same colours
-    assert np.array_equal(cue.colours(torch.from_numpy(img), 1, fg // 6, fg % 6, labels[fg], 2, (4, 6)), lab)
-    # an image of another size than the id map, or none: unknown colours
-    assert np.isnan(cue.colours(img[:2], 1, fg // 6, fg % 6, labels[fg], 2, (4, 6))).all()
-    assert np.isnan(cue.colours(None, 1, fg // 6, fg % 6, labels[fg], 2, (4, 6))).all()
+    grid = torch.tensor([[1, 1, 2]] * 2).reshape(-1)  # image columns 0, 2 and 4; (0, 2) is blue
+    hist2 = cue.histograms(img, 2, torch.arange(6) // 3, torch.arange(6) % 3, grid, 2, (4, 6))
+    assert hist2[0] == pytest.approx([0, 0.25, 0, 0, 0.75, 0, 0, 0]) and hist2[1] == pytest.approx(hist[1])
+    # an image tensor takes the torch path: the same histograms
+    assert np.array_equal(cue.histograms(torch.from_numpy(img), 1, fg // 6, fg % 6, labels[fg], 2, (4, 6)), hist)
+    # colour distance 1 - Bhattacharyya overlap: 0 for the same colours, 1 for none in common
+    roots = np.sqrt(hist)
+    d = cue.distance(roots, hist)
+    assert d[0, 0] == pytest.approx(0.0, abs=1e-6) and d[0, 1] == pytest.approx(1.0)
+    pure_red = np.eye(8, dtype=np.float32)[[4]]
+    assert cue.distance(pure_red, hist)[0, 0] == pytest.approx(1 - np.sqrt(11 / 12))
+    # an image of another size than the id map, or none: unknown (zero rows), at no cost or gate
+    for image in (img[:2], None):
+        assert not cue.histograms(image, 1, fg // 6, fg % 6, labels[fg], 2, (4, 6)).any()
     # offline re-tracking passes a zero image broadcast from one pixel; an all-black one is no better
     placeholder = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (4, 6, 3))
-    assert np.isnan(cue.colours(placeholder, 1, fg // 6, fg % 6, labels[fg], 2, (4, 6))).all()
-    assert np.isnan(cue.colours(np.zeros_like(img), 1, fg // 6, fg % 6, labels[fg], 2, (4, 6))).all()
+    assert not cue.histograms(placeholder, 1, fg // 6, fg % 6, labels[fg], 2, (4, 6)).any()
+    assert not cue.histograms(np.zeros_like(img), 1, fg // 6, fg % 6, labels[fg], 2, (4, 6)).any()
+    unknown = cue.distance(roots, np.zeros_like(hist))
+    assert np.isnan(unknown).all()
+    gated = AppearanceCue(weight=1.0, gate=0.5, bits=1)
+    term, allowed = gated.cost(unknown)
+    assert not term.any() and allowed.all()
+    term, allowed = gated.cost(d)
+    assert allowed.tolist() == [[True, False], [False, True]] and term[0, 1] == pytest.approx(1.0)
+
+
+def test_track_histograms_are_moving_averages():
+    cue = AppearanceCue(weight=1.0, smoothing=0.25, bits=1)
+    old = np.array([[1, 0, 0, 0, 0, 0, 0, 0], [0] * 8, [0, 1, 0, 0, 0, 0, 0, 0]], np.float32)
+    new = np.array([[0, 1, 0, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0, 0, 0], [0] * 8], np.float32)
+    hist, roots = cue.blend(old, new)
+    assert hist[0].tolist() == [0.75, 0.25, 0, 0, 0, 0, 0, 0]
+    assert hist[1].tolist() == new[1].tolist()  # a track never seen with pixels takes the new one
+    assert hist[2].tolist() == old[2].tolist()  # an unknown observation changes nothing
+    assert roots == pytest.approx(np.sqrt(hist))
+
+
+def test_histograms_tell_apart_objects_of_the_same_mean_colour():
+    """Half red, half green vs. all olive (the same mean colour): far apart by histogram."""
+    cue = AppearanceCue(weight=1.0, bits=3)
+    img = np.zeros((4, 8, 3), np.uint8)
+    img[:2, :4], img[2:, :4] = (200, 0, 0), (0, 200, 0)
+    img[:, 4:] = (100, 100, 0)
+    labels = torch.tensor([[1] * 4 + [2] * 4] * 4).reshape(-1)
+    fg = torch.nonzero(labels).squeeze(1)
+    hist = cue.histograms(img, 1, fg // 8, fg % 8, labels[fg], 2, (4, 8))
+    assert img[:, :4].reshape(-1, 3).mean(0).tolist() == img[:, 4:].reshape(-1, 3).mean(0).tolist()
+    assert cue.distance(np.sqrt(hist[:1]), hist[1:])[0, 0] == pytest.approx(1.0)
+
 
 def test_bad_appearance_options_are_rejected():
     with pytest.raises(ValueError, match="appearance"):
         HungarianTracker(appearance_weight=-1.0)
     with pytest.raises(ValueError, match="appearance_smoothing"):
         HungarianTracker(appearance_smoothing=0.0)
+    with pytest.raises(ValueError, match="appearance_gate is 25.0; expected a colour distance"):
+        HungarianTracker(appearance_gate=25.0)  # a ΔE from before histograms
+    with pytest.raises(ValueError, match="histogram_bits"):
+        HungarianTracker(histogram_bits=0)
     with pytest.raises(ConfigError, match="appearance_scale"):
         TrackerConfig(appearance_scale=0.0)
+    with pytest.raises(ConfigError, match="reid_colour is 8.0"):
+        TrackerConfig(reid_colour=8.0)
+    with pytest.raises(ConfigError, match="histogram_bits"):
+        TrackerConfig(histogram_bits=5)
 
 
 def jump_clip(with_image=True):
@@ -140,7 +190,7 @@ def jump_clip(with_image=True):
 def test_reid_pass_matches_a_far_jump_by_colour_only():
     plain = run(make(), jump_clip())
     assert plain[2][1] != plain[0][1]  # too far for IoU and the centre pass: a new id
-    ids = run(make(reid_distance=3.0, reid_colour=8.0), jump_clip())
+    ids = run(make(reid_distance=3.0, reid_colour=0.3), jump_clip())
     assert ids[2][1] == ids[0][1] and ids[2][2] != ids[0][1]
     # without pixels the pass is off
     blind = run(make(reid_distance=3.0), jump_clip(with_image=False))
@@ -158,7 +208,7 @@ def test_reid_finds_an_object_that_walked_on_behind_an_occluder():
 
     times = [0.1 * k for k in range(17)] + [1.7, 1.8]
     clip = [at(t, k, visible=not 0.45 < t < 1.65) for k, t in enumerate(times)]
-    tracker = HungarianTracker(camera_motion=False, max_lost_seconds=1.5)
+    tracker = HungarianTracker(camera_motion=False, max_lost_seconds=1.5, reid_distance=3.0)
     ids = run(tracker, clip)
     assert ids[0] and ids[-1] == ids[0] and ids[-2] == ids[0]
     stopped = 25 * (0.4 + tracker.max_predict_seconds)  # where the prediction stops
@@ -173,3 +223,29 @@ def test_reid_follows_a_near_object_that_grew_between_frames(reid_area_ratio, ke
     clip = [frame_with([small], 0.0, 0), frame_with([small], 0.33, 1), frame_with([big], 0.67, 2)]
     ids = run(HungarianTracker(camera_motion=False, reid_area_ratio=reid_area_ratio), clip)
     assert (ids[2][1] == ids[0][1]) == kept
+
+
+@pytest.mark.parametrize("takeover_hits", [3, 0])
+def test_a_young_track_hands_a_returning_object_back_to_its_old_track(takeover_hits):
+    """A person (red over blue) is seen 4 times, hidden for 2 frames, and comes back 20 px to
+    the right first as a sliver that is half another colour (too unlike it for the
+    re-identification pass: a new track), then whole, where the sliver's track matches it by
+    IoU. The young track hands the person back to the old one and retires."""
+    whole = [(1, RED, (20, 36, 10, 20)), (1, BLUE, (36, 40, 10, 20))]
+    sliver = [(1, RED, (20, 31, 30, 36)), (1, GREEN, (31, 40, 30, 36))]  # 55 % red, 45 % green
+    back = [(1, RED, (20, 36, 30, 40)), (1, BLUE, (36, 40, 30, 40))]
+    frames = [whole] * 4 + [[], [], sliver, back, back]
+    clip = [frame_with(objs, 0.1 * k, k) for k, objs in enumerate(frames)]
+    tracker = make(appearance_weight=0.5, appearance_gate=0.5, reid_distance=6.0, takeover_hits=takeover_hits)
+    ids = []
+    for pf in clip:
+        ids.append(run(tracker, [pf])[0])
+        if len(ids) == 8:
+            tracks_after_takeover = tracker.num_tracks
+    assert ids[6][1] != ids[0][1]  # the sliver: a new track
+    if takeover_hits:
+        assert ids[7][1] == ids[8][1] == ids[0][1]
+        assert tracks_after_takeover == 1  # the young track retired at once
+    else:
+        assert ids[7][1] == ids[8][1] == ids[6][1]
+        assert tracks_after_takeover == 2

@@ -47,7 +47,7 @@ def _associate(tracker, tracks, categories, iou, areas, centroids, scores=None, 
         scores=np.ones(m) if scores is None else np.asarray(scores, float),
         centroids=np.asarray(centroids, float),
         areas=np.asarray(areas, float),
-        colours=np.full((m, 3), np.nan),
+        hists=np.zeros((m, 0), np.float32),
         iou=iou,
         contain=np.zeros((t, m)) if contain is None else contain,
         inside=np.ones(t),
@@ -67,7 +67,7 @@ def test_iou_pass_is_gated_by_class_and_threshold():
     iou = np.array([[0.1, 0.9, 0.0], [0.0, 0.0, 0.8], [0.0, 0.0, 0.0]])  # [T=3, M=3]
     # thing 0: car, only IoU 0.1 with track 0 (below 0.3); thing 1: car, IoU 0.9 with track 0;
     # thing 2: car, IoU 0.8 with track 1, a person; everything far apart (no centre pass)
-    track_of, free_t = _associate(
+    track_of, free_t, _ = _associate(
         HungarianTracker(), tracks, [CAR, CAR, CAR], iou, [100, 100, 100], [[200, 200], [10, 11], [300, 300]]
     )
     assert track_of.tolist() == [-1, 0, -1]
@@ -77,7 +77,7 @@ def test_iou_pass_is_gated_by_class_and_threshold():
 def test_low_score_segments_only_get_the_tracks_confident_ones_left():
     tracks = _tracks([CAR], [[10, 10]], [100])
     iou = np.array([[0.9, 0.5]])  # the low-score segment overlaps more
-    track_of, _ = _associate(
+    track_of, _, _ = _associate(
         HungarianTracker(), tracks, [CAR, CAR], iou, [100, 100], [[10, 10], [11, 11]], scores=[0.2, 0.9]
     )
     assert track_of.tolist() == [-1, 0]
@@ -104,7 +104,8 @@ def test_unique_pair_allows_a_large_area_change():
 @pytest.mark.parametrize("n_tracks,n_cur", [(0, 0), (0, 2), (2, 0)])
 def test_nothing_to_match(n_tracks, n_cur):
     tracks = _tracks([CAR] * n_tracks, np.zeros((n_tracks, 2)), np.full(n_tracks, 100.0))
-    track_of, free_t = _associate(
+    track_of, free_t, retired = _associate(
         HungarianTracker(), tracks, [CAR] * n_cur, np.zeros((n_tracks, n_cur)), np.full(n_cur, 100.0), np.zeros((n_cur, 2))
     )
     assert track_of.tolist() == [-1] * n_cur and free_t.tolist() == [True] * n_tracks
+    assert retired.tolist() == [False] * n_tracks

@@ -1,89 +1,114 @@
-"""Appearance cue for association: the mean colour of each segment, in CIE Lab.
+"""Appearance cue for association: the colour histogram of each segment.
 
 Neighbouring objects of one class (two crossing people, cars in a queue) overlap their
 predicted masks about equally after a miss or a long step between frames; their colours
-often differ. Each segment's mean colour comes from `bincount`s over the thing pixels of
-the association grid (at most `COLOUR_SAMPLES` of them, so the cost is bounded; on the CPU
-two bincounts of packed channel sums, exact in float64), converted to Lab (perceptual: a
-Euclidean distance of ~2.3 is just noticeable); each track keeps an exponential moving
-average of it. The cue is off for a frame without usable pixels: no image, an image of
-another size than the id map, or one that is black wherever there are things (offline
-re-tracking passes a zero image), and for any track never seen with pixels; an unknown
-colour costs nothing and gates nothing.
+often differ. Each segment's colours are counted in a histogram over a coarse RGB cube
+(2^`bits` levels per channel: 8³ = 512 bins at 3) with one `bincount` over the thing pixels
+of the association grid (at most `COLOUR_SAMPLES` of them, so the cost is bounded). Two
+histograms are compared by the Bhattacharyya coefficient BC (the overlap of two
+distributions: the dot product of their roots, the square roots of the bins' shares); the
+colour distance is 1 - BC, 0 for identical colours and 1 for no colour in common.
+
+A histogram keeps a person's shirt and trousers apart where a mean colour blends them, and
+a segment that took in a ring of background (the boundary noise of a real model) loses only
+the ring's share of its overlap, where its mean colour moves far: on synthetic crowds the
+mean colour of one person changed by ΔE 17 between frames at the 95th percentile, a third
+of the ΔE between neighbours, and its gate cost more identities than it saved.
+
+Each track keeps an exponential moving average of its histogram (and that average's root).
+The cue is off for a frame without usable pixels: no image, an image of another size than
+the id map, or one that is black wherever there are things (offline re-tracking passes a
+zero image), and for any track never seen with pixels; an unknown histogram (a zero row)
+costs nothing and gates nothing.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 
-__all__ = ["AppearanceCue", "COLOUR_SAMPLES"]
+__all__ = ["AppearanceCue", "COLOUR_SAMPLES", "MAX_BITS"]
 
 # At most about this many thing pixels (every k-th, in raster order: spread evenly over every
-# object) are read per frame for the mean colours; a mean needs few pixels, and the cost of
-# the cue then stays flat in the number and size of objects. (4096 loses AQ on the small
-# objects of the synthetic crossing clip: 0.458 -> 0.439.)
+# object) are read per frame; the cost of the cue then stays flat in the number and size of
+# objects. (4096 lost AQ on the small objects of the synthetic crossing clip with mean
+# colours: 0.458 -> 0.439.)
 COLOUR_SAMPLES = 8192
-_PACK = float(1 << 22)  # two byte sums over at most 2 x COLOUR_SAMPLES pixels share one float64
+MAX_BITS = 4  # 16³ = 4096 bins per segment and track at most
 
 
 class AppearanceCue:
-    """Per-segment mean Lab colours and the colour term of the association cost.
+    """Per-segment colour histograms and the colour term of the association cost.
 
     Args:
         weight: the colour term added to the 1 - IoU cost is weight x min(distance / scale,
-            1); 0 switches the cue off (no pixels read, results as without it).
-        scale: Lab distance (Delta E) at which the colour term saturates.
-        gate: pairs whose Lab distance exceeds this may not be matched (0 = no gate).
-        smoothing: weight of the newest observation in each track's colour average, in (0, 1].
+            1), distance = 1 - BC in [0, 1]; 0 switches the term off.
+        scale: colour distance at which the term saturates (1: it never does).
+        gate: pairs whose colour distance exceeds this may not be matched (0 = no gate).
+        smoothing: weight of the newest observation in each track's histogram average, in (0, 1].
         reid_radius: re-identification pass, after every other: a track and a segment left
             over, of one class, both with known colours at most `reid_colour` apart, whose
             predicted centres are within this many object sizes (and areas within the
-            tracker's `max_area_ratio`), are matched: objects that moved farther than the
+            tracker's `reid_area_ratio`), are matched: objects that moved farther than the
             centre pass reaches (low frame rates, near objects); 0 = off.
-        reid_colour: the largest Lab distance the re-identification pass accepts.
+        reid_colour: the largest colour distance the re-identification pass accepts.
+        bits: 2^bits histogram levels per RGB channel, 1..`MAX_BITS`.
+
+    With weight, gate and reid_radius all 0 the cue is off: no pixels are read.
     """
 
     def __init__(
         self,
         weight: float = 0.0,
-        scale: float = 30.0,
+        scale: float = 1.0,
         gate: float = 0.0,
         smoothing: float = 0.3,
         reid_radius: float = 0.0,
-        reid_colour: float = 10.0,
+        reid_colour: float = 0.3,
+        bits: int = 3,
     ):
-        if weight < 0 or scale <= 0 or gate < 0 or reid_radius < 0 or reid_colour < 0:
+        if weight < 0 or scale <= 0 or reid_radius < 0:
             raise ValueError(
-                f"appearance weight {weight}, scale {scale}, gate {gate}, reid distance {reid_radius}, "
-                f"reid colour {reid_colour}; expected >= 0, > 0, >= 0, >= 0, >= 0"
+                f"appearance weight {weight}, scale {scale}, reid distance {reid_radius}; expected >= 0, > 0, >= 0"
             )
+        for name, value in (("appearance_gate", gate), ("reid_colour", reid_colour)):
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} is {value}; expected a colour distance 0 <= x <= 1 (1 - histogram overlap)")
         if not 0 < smoothing <= 1:
             raise ValueError(f"appearance_smoothing is {smoothing}; expected 0 < x <= 1")
+        if isinstance(bits, bool) or int(bits) != bits or not 1 <= bits <= MAX_BITS:
+            raise ValueError(f"histogram_bits is {bits}; expected an integer 1..{MAX_BITS}")
         self.weight, self.scale, self.gate, self.smoothing = float(weight), float(scale), float(gate), float(smoothing)
         self.reid_radius, self.reid_colour = float(reid_radius), float(reid_colour)
+        self.bits = int(bits)
 
     @property
     def enabled(self) -> bool:
         return self.weight > 0 or self.gate > 0 or self.reid_radius > 0
 
-    def colours(
+    @property
+    def bins(self) -> int:
+        """Histogram bins per segment and track (0 while the cue is off)."""
+        return (1 << self.bits) ** 3 if self.enabled else 0
+
+    def histograms(
         self, image, stride: int, y: torch.Tensor, x: torch.Tensor, label: torch.Tensor, n_cur: int, shape
     ) -> np.ndarray:
-        """Mean Lab colour per current thing: ``(M, 3) float64``, NaN where unknown (also for a
-        thing with no pixel among the `COLOUR_SAMPLES` read).
+        """Colour histogram per current thing: ``(M, bins) float32``, each row the bins'
+        shares (summing to 1), a zero row where unknown (also for a thing with no pixel among
+        the `COLOUR_SAMPLES` read).
 
         Args:
             image: ``(H, W, 3) uint8`` RGB frame (numpy or tensor) or None; another size than
-                the id map, or all black where the things are: no colours.
+                the id map, or all black where the things are: unknown.
             stride: association grid step; grid pixel (r, c) is image pixel (r s, c s).
             y, x: ``(F,) int64`` grid row and column of the thing pixels; label: ``(F,)`` their
                 label 1..M (`features.GridThings`).
             shape: ``(H, W)`` of the id map; the grid is ``[::stride, ::stride]`` of it.
         """
-        out = np.full((n_cur, 3), np.nan)
-        if not self.enabled or image is None or n_cur == 0 or label.numel() == 0:
+        nb, q = self.bins, self.bits
+        out = np.zeros((n_cur, nb), np.float32)
+        if not nb or image is None or n_cur == 0 or label.numel() == 0:
             return out
         if isinstance(image, np.ndarray) and 0 in image.strides:  # broadcast from one value: a placeholder
             return out
@@ -92,54 +117,59 @@ class AppearanceCue:
         step = max(1, label.numel() // COLOUR_SAMPLES)
         if step > 1:
             y, x, label = y[::step], x[::step], label[::step]
+        k = 8 - q
         if isinstance(image, np.ndarray) and label.device.type == "cpu":  # NumPy: ~3x faster at this size
-            label = np.ascontiguousarray(label.numpy())
-            src = y.numpy() * (3 * stride * shape[1]) + x.numpy() * (3 * stride)  # [S] flat index of the red byte
-            flat = np.ascontiguousarray(image).reshape(-1)
-            r, g, b = (np.take(flat, src + c) for c in range(3))  # [S] uint8 each
-            # two bincounts for four sums, exact in float64: a sum of S <= 2**14 bytes is below 2**22
-            rg = np.bincount(label, weights=r * _PACK + g, minlength=n_cur + 1)[1:]
-            bc = np.bincount(label, weights=b * _PACK + 1.0, minlength=n_cur + 1)[1:]
-            red, blue = np.floor(rg / _PACK), np.floor(bc / _PACK)
-            count = bc - blue * _PACK
-            sums = np.stack([red, rg - red * _PACK, blue], 1)
+            src = y.numpy() * (stride * shape[1]) + x.numpy() * stride  # [S] flat pixel index
+            rgb = np.take(np.ascontiguousarray(image).reshape(-1, 3), src, axis=0)  # [S, 3] uint8
+            if not rgb.any():  # an all-black (placeholder) image carries no appearance
+                return out
+            c = (rgb >> k).astype(np.int64)  # [S, 3] levels
+            cell = (label.numpy().astype(np.int64) * nb) + ((c[:, 0] << q | c[:, 1]) << q | c[:, 2])  # [S]
+            counts = np.bincount(cell, minlength=(n_cur + 1) * nb).reshape(n_cur + 1, nb)[1:]
         else:
             img = image if isinstance(image, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(image))
-            src = (y * (stride * shape[1]) + x * stride).to(img.device)  # [S] flat image index
-            pix = img.reshape(-1, 3).index_select(0, src).float().reshape(-1)  # [S * 3]
-            lab = label.to(img.device)
-            count = torch.bincount(lab, minlength=n_cur + 1)[1:].cpu().numpy()
-            bins = (lab[:, None] * 3 + torch.arange(3, device=img.device)).reshape(-1)  # [S * 3] (label, channel)
-            sums = torch.bincount(bins, weights=pix, minlength=3 * (n_cur + 1)).reshape(-1, 3)[1:].cpu().numpy()
-        if not sums.any():  # an all-black (placeholder) image carries no appearance
-            return out
-        rgb = (sums / np.maximum(count, 1)[:, None] / 255.0).astype(np.float32)
-        out[:] = cv2.cvtColor(rgb[:, None, :], cv2.COLOR_RGB2Lab)[:, 0, :]
-        out[count == 0] = np.nan
+            src = (y * (stride * shape[1]) + x * stride).to(img.device)  # [S] flat pixel index
+            rgb = img.reshape(-1, 3).index_select(0, src)  # [S, 3] uint8
+            if not bool(rgb.any()):
+                return out
+            c = rgb.long() >> k
+            cell = label.to(img.device).long() * nb + ((c[:, 0] << q | c[:, 1]) << q | c[:, 2])
+            counts = torch.bincount(cell, minlength=(n_cur + 1) * nb).reshape(n_cur + 1, nb)[1:].cpu().numpy()
+        out[:] = counts
+        out /= np.maximum(out.sum(1, keepdims=True), 1.0)
         return out
 
-    def distance(self, track_colours: np.ndarray, colours: np.ndarray) -> np.ndarray:
-        """``(T, M)`` Lab distance; 0 where either colour is unknown (or the cue is off)."""
-        known_t, known_m = np.isfinite(track_colours[:, 0]), np.isfinite(colours[:, 0])
-        if not self.enabled or not known_t.any() or not known_m.any():
-            return np.zeros((len(track_colours), len(colours)))
-        a, b = np.where(known_t[:, None], track_colours, 0.0), np.where(known_m[:, None], colours, 0.0)
-        sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)  # |a - b|², one matmul
-        return np.where(known_t[:, None] & known_m[None, :], np.sqrt(np.maximum(sq, 0.0)), 0.0)
+    def distance(self, track_roots: np.ndarray, hists: np.ndarray) -> np.ndarray:
+        """``(T, M) float32`` colour distance 1 - BC between the tracks' root histograms
+        `track_roots` ``(T, bins)`` and the things' histograms `hists` ``(M, bins)``, in
+        [0, 1]; NaN where either is unknown (a zero row) or the cue is off."""
+        n_t, n_m = len(track_roots), len(hists)
+        if not self.bins or not n_t or not n_m:
+            return np.full((n_t, n_m), np.nan, np.float32)
+        roots = np.sqrt(hists)  # [M, bins]
+        known = track_roots.any(1)[:, None] & roots.any(1)[None, :]  # [T, M]
+        # one dense product: faster here than picking the few bins in use first
+        return np.where(known, np.maximum(1.0 - track_roots @ roots.T, 0.0), np.float32(np.nan))
 
     def cost(self, distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``((T, M) colour cost term, (T, M) bool allowed by the gate)`` from `distance`."""
-        term = self.weight * np.minimum(distance / self.scale, 1.0)
-        allowed = distance <= self.gate if self.gate > 0 else np.ones(distance.shape, bool)
+        """``((T, M) colour cost term, (T, M) bool allowed by the gate)`` from `distance`
+        (unknown, NaN: no cost, allowed)."""
+        known = np.isfinite(distance)
+        d = np.where(known, distance, 0.0)
+        term = self.weight * np.minimum(d / self.scale, 1.0) if self.weight else np.zeros(d.shape)
+        allowed = d <= self.gate if self.gate > 0 else np.ones(d.shape, bool)
         return term, allowed
 
-    def similar(self, track_colours: np.ndarray, colours: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    def similar(self, distance: np.ndarray) -> np.ndarray:
         """``(T, M) bool``: both colours known and at most `reid_colour` apart."""
-        known = np.isfinite(track_colours[:, 0])[:, None] & np.isfinite(colours[:, 0])[None, :]
-        return known & (distance <= self.reid_colour)
+        return np.isfinite(distance) & (distance <= self.reid_colour)
 
-    def blend(self, track_colours: np.ndarray, colours: np.ndarray) -> np.ndarray:
-        """Updated ``(n, 3)`` track colours after seeing `colours` ``(n, 3)`` (unknown: kept; new: taken)."""
+    def blend(self, track_hists: np.ndarray, hists: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Updated ``(n, bins)`` track histograms after seeing `hists` ``(n, bins)`` (unknown,
+        a zero row: kept; new: taken), and their roots."""
         a = self.smoothing
-        mixed = np.where(np.isfinite(track_colours), (1 - a) * track_colours + a * colours, colours)
-        return np.where(np.isfinite(colours), mixed, track_colours)
+        out = (1 - a) * track_hists + a * hists
+        new, unknown = ~track_hists.any(1), ~hists.any(1)
+        out[new] = hists[new]
+        out[unknown] = track_hists[unknown]
+        return out, np.sqrt(out)

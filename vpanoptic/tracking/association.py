@@ -2,20 +2,23 @@
 
 The inputs are one frame's matrices between the T live tracks and the M current things:
 IoU and containment of each track's predicted mask with each thing (`cost.py`), each
-track's predicted motion, and the things' classes, scores, centres, areas and mean colours.
-Each pass sees only the tracks and things that the earlier ones left:
+track's predicted motion, and the things' classes, scores, centres, areas and colour
+histograms. Each pass sees only the tracks and things that the earlier ones left:
 
 - 5a: Hungarian on 1 - IoU for the confident segments (score >= `high_score_threshold`;
   every segment without `low_score_pass`);
 - 5b: the same for the low-score segments, against the tracks 5a left (`low_score_pass`);
 - 5c: centre distance, for small or thin objects that moved more than their own size
   (`max_center_distance`); with `center_weight` > 0 it is merged into 5a and 5b instead;
-- 5d: re-identification by colour near the predicted centre (`AppearanceCue.reid_radius`;
-  for a lost track, anywhere between where its prediction stopped and where constant
-  velocity would have taken it since it was last seen);
+- 5d: re-identification by colour near the predicted centre
+  (`AppearanceCue.reid_radius`; for a lost track, anywhere between where its prediction
+  stopped and where constant velocity would have taken it since it was last seen);
 - 5e: a track and a confident segment that are each other's only candidate are paired
   even when their areas differ a lot (an object stepping out from behind another,
-  `max_growth_ratio`).
+  `max_growth_ratio`);
+- 5f: a young track hands the segment it matched to a lost track that passes the
+  re-identification gates, and retires (an object that came back from behind an occluder
+  as a sliver too unlike it to be recognised, `takeover_hits`).
 
 In 5a-5c tracks seen a frame ago and lost ones are assigned jointly, the lost ones at a
 higher cost (`lost_penalty`; or strictly after, `lost_last`). Every pass is gated by class
@@ -58,6 +61,7 @@ class AssociationParams:
     max_growth_ratio: float
     growth_center_distance: float
     reid_area_ratio: float
+    takeover_hits: int
     center_weight: float
     small_object_area: float
     max_outside_fraction: float
@@ -105,7 +109,7 @@ def associate(
     scores: np.ndarray,
     centroids: np.ndarray,
     areas: np.ndarray,
-    colours: np.ndarray,
+    hists: np.ndarray,
     iou: np.ndarray,
     contain: np.ndarray,
     inside: np.ndarray,
@@ -121,26 +125,28 @@ def associate(
             carried into this frame by the camera (`warp` still to apply to the area).
         categories: ``(M,) int64`` class of each current thing; scores: ``(M,)`` in [0, 1].
         centroids: ``(M, 2)`` (y, x) grid pixels; areas: ``(M,)`` grid pixels;
-            colours: ``(M, 3)`` mean Lab colour, NaN where unknown.
+            hists: ``(M, bins)`` colour histograms (`AppearanceCue.histograms`).
         iou, contain: ``(T, M) float64`` IoU and containment (intersection over the smaller
             area) of each track's predicted mask with each thing; inside: ``(T,)`` fraction
             of each predicted mask inside the frame.
         shift: ``(T, 2)`` (y, x) predicted motion since each track was seen; scale: ``(T,)``
             its predicted growth (linear size factor).
     Returns:
-        ``(track_of (M,) int64, free_t (T,) bool)``: the matched track slot of each thing
-        (-1: none), and the tracks left unmatched.
+        ``(track_of (M,) int64, free_t (T,) bool, retired (T,) bool)``: the matched track
+        slot of each thing (-1: none), the tracks left unmatched, and the young tracks that
+        handed their segment to a lost track (5f; to remove).
     """
     n_tracks, n_cur = len(tracks), len(categories)
     if not (n_tracks and n_cur):
-        return np.full(n_cur, -1, np.int64), np.ones(n_tracks, bool)
+        return np.full(n_cur, -1, np.int64), np.ones(n_tracks, bool), np.zeros(n_tracks, bool)
     passes = _Passes(
-        params, app, tracks, now, prev_time, categories, scores, centroids, areas, colours, inside, shift, scale
+        params, app, tracks, now, prev_time, categories, scores, centroids, areas, hists, inside, shift, scale
     )
     passes.overlap(iou, contain)  # 5a, 5b (with 5c when joint)
     passes.centre_and_reid()  # 5c, 5d
     passes.unique_pairs(contain)  # 5e
-    return passes.track_of, passes.free_t
+    passes.takeover()  # 5f
+    return passes.track_of, passes.free_t, passes.retired
 
 
 class _Passes:
@@ -159,16 +165,17 @@ class _Passes:
         scores: np.ndarray,
         centroids: np.ndarray,
         areas: np.ndarray,
-        colours: np.ndarray,
+        hists: np.ndarray,
         inside: np.ndarray,
         shift: np.ndarray,
         scale: np.ndarray,
     ):
         self.p, self.app, self.tracks, self.now = params, app, tracks, now
-        self.centroids, self.areas, self.colours = centroids, areas, colours  # [M, 2], [M], [M, 3]
+        self.centroids, self.areas = centroids, areas  # [M, 2], [M]
         n_tracks, n_cur = len(tracks), len(categories)
         self.track_of = np.full(n_cur, -1, np.int64)  # [M] matched track slot per current thing
         self.free_t = np.ones(n_tracks, bool)  # [T] tracks not matched yet
+        self.retired = np.zeros(n_tracks, bool)  # [T] young tracks that handed their segment on (5f)
         self.pred_centre = tracks.centroid + shift  # [T, 2] predicted (y, x)
         self.pred_area = tracks.area * (scale * tracks.warp[:, 0]) ** 2  # [T] predicted area
         self.confident = (
@@ -179,7 +186,7 @@ class _Passes:
         # or all rows at once
         self.row_groups = (self.recent, ~self.recent) if params.lost_last else (np.ones(n_tracks, bool),)
         self.joint = params.center_weight > 0 and params.max_center_distance > 0  # centre distance in 5a, 5b
-        self.app_dist = app.distance(tracks.colour, colours)  # [T, M] Lab, 0 where unknown
+        self.app_dist = app.distance(tracks.hist_root, hists)  # [T, M] in [0, 1], NaN where unknown
         self.app_cost, app_ok = app.cost(self.app_dist)  # [T, M], [T, M] bool
         # pairs any pass may match: one class, within the colour gate, and not a lost track
         # predicted out of the frame (it has left: it may not claim a newcomer)
@@ -262,6 +269,48 @@ class _Passes:
             inner = np.ix_(np.flatnonzero(on_r), np.flatnonzero(on_c))
             self._reidentify(rows[on_r], cols[on_c], centre[inner])
 
+    def _reach(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``(R, C)`` distance in object sizes from things `cols` to where lost tracks `rows`
+        may be: between where their prediction stopped and where constant velocity would have
+        taken them since they were last seen (up to `max_lost_seconds`)."""
+        reach = self._centre(rows, cols)
+        if self.p.motion_prediction:
+            far_centre = self.tracks.centroid + self.tracks.predict(self.now, self.p.max_lost_seconds)[0]  # [T, 2]
+            reach = np.minimum(reach, self._centre(rows, cols, far_centre))
+        return reach
+
+    def takeover(self) -> None:
+        """5f: a young track (matched at most `takeover_hits` times, first seen after a lost
+        track was last seen) hands the segment it matched to that lost track when they pass
+        the re-identification gates: one class, similar colour, within `reid_radius` object
+        sizes of where the lost one may be, areas at most `reid_area_ratio` apart. An object
+        that came back from behind an occluder first as a sliver (too unlike it to be
+        recognised) and got a new track then takes its old id back; the young track retires."""
+        p, tracks = self.p, self.tracks
+        if not p.takeover_hits or not self.app.reid_radius > 0:
+            return
+        cols = np.flatnonzero(self.track_of >= 0)
+        young = self.track_of[cols]
+        keep = tracks.hits[young] <= p.takeover_hits
+        cols, young = cols[keep], young[keep]
+        rows = np.flatnonzero(self.free_t & ~self.recent & (tracks.hits > p.takeover_hits))
+        if not cols.size or not rows.size:
+            return
+        sub = np.ix_(rows, cols)
+        after = tracks.born[young][None, :] > tracks.last_seen[rows][:, None]  # [R, C]
+        ok = after & self.may_match[sub] & self.app.similar(self.app_dist[sub])
+        if not ok.any():
+            return
+        ok &= self._area_ratio(rows, cols) <= p.reid_area_ratio
+        reach = self._reach(rows, cols)
+        ok &= reach <= self.app.reid_radius
+        r, c = assign(reach + self.app_cost[sub], ok)
+        if not r.size:
+            return
+        self.retired[young[c]] = True
+        self.free_t[young[c]] = True
+        self._match(rows[r], cols[c])
+
     def _reidentify(self, rows: np.ndarray, cols: np.ndarray, centre: np.ndarray) -> None:
         """5d between left-over tracks `rows` and things `cols`, given their ``(R, C)``
         predicted `centre` distances from the centre pass: pairs of one class and similar
@@ -271,11 +320,11 @@ class _Passes:
         `max_lost_seconds`)."""
         sub = np.ix_(rows, cols)
         tracks, app = self.tracks, self.app
-        similar = self.may_match[sub] & app.similar(tracks.colour[rows], self.colours[cols], self.app_dist[sub])
+        similar = self.may_match[sub] & app.similar(self.app_dist[sub])
         reach = centre
         if self.p.motion_prediction:
             far_centre = tracks.centroid + tracks.predict(self.now, self.p.max_lost_seconds)[0]  # [T, 2]
-            reach = np.minimum(reach, self._centre(rows, cols, far_centre))
+            reach = np.minimum(reach, self._centre(rows, cols, far_centre))  # as `_reach`, from `centre`
         area_ok = self._area_ratio(rows, cols) <= self.p.reid_area_ratio
         ok = similar & area_ok & (reach <= app.reid_radius)
         r, c = assign(reach + self.app_cost[sub], ok)

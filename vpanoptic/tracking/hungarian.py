@@ -7,8 +7,8 @@ subsampled on a regular grid (`max_pixels`) and large masks are remembered on a 
 (`mask_samples`). Every frame:
 
 1. the current things are labelled 1..M on the grid in one pass over the id map, and their
-   pixels, areas, centres and border contact are listed (`features.py`); their mean colours
-   are read from the image (`appearance.py`);
+   pixels, areas, centres and border contact are listed (`features.py`); their colour
+   histograms are read from the image (`appearance.py`);
 2. the camera's motion since the previous frame (background homography) moves every
    track's centre; each track's remembered mask follows it as a similarity (shift and zoom
    of the homography at the track's centre), composed lazily into one per-track transform
@@ -28,8 +28,8 @@ subsampled on a regular grid (`max_pixels`) and large masks are remembered on a 
    these tracks seen a frame ago and lost ones are assigned jointly, the lost ones at a
    higher cost (`lost_penalty`; or strictly after, `lost_last`); every pass is gated by
    class, the IoU passes by a minimum IoU (or containment, for masks that grow and shrink);
-   with the colour cue (`appearance.py`) every pass also gates by mean colour, and all but
-   the last weigh it into their cost; a further pass (5d) re-identifies left-over tracks
+   with the colour cue (`appearance.py`) every pass also gates by colour (histogram
+   overlap), and all but the last weigh it into their cost; a further pass (5d) re-identifies left-over tracks
    by colour near their predicted centre (for a lost track: anywhere between where its
    prediction stopped and where constant velocity would have taken it since it was last
    seen); finally (5e) a track and a segment left over that are each other's only
@@ -140,16 +140,20 @@ class HungarianTracker(Tracker):
         max_pixels: frames with more pixels are subsampled on a regular grid (stride
             ceil(sqrt(H*W / max_pixels))) for association; 0 = never.
         appearance_weight, appearance_scale, appearance_gate, appearance_smoothing, reid_distance,
-        reid_colour: the colour cue, see `appearance.AppearanceCue` (weight, scale, gate,
-            smoothing, reid_radius, reid_colour): each pass's cost gains weight x min(Lab
-            distance / scale, 1), pairs farther apart than the gate never match, and a last pass
-            (5d) matches what is left by colour within reid_distance object sizes of the
-            predicted centre, or of the centre extrapolated at constant velocity for the whole
-            time lost (up to `max_lost_seconds`: an object hidden longer than
-            `max_predict_seconds` has walked on behind its occluder), with areas at most
-            `reid_area_ratio` apart (more than the centre pass allows: a near car at a low
-            frame rate grows several times between frames; colour vouches for it). All 0 = off;
-            off by itself on frames without pixels.
+        reid_colour, histogram_bits: the colour cue, see `appearance.AppearanceCue` (weight,
+            scale, gate, smoothing, reid_radius, reid_colour, bits). The colour distance of
+            two segments is 1 - the Bhattacharyya overlap of their colour histograms (0 = the
+            same colours, 1 = none in common). Each pass's cost gains weight x min(distance /
+            scale, 1), pairs farther apart than the gate never match, and a last pass (5d)
+            matches what is left by colour (distance at most reid_colour) within
+            reid_distance object sizes of the predicted centre, or of the centre
+            extrapolated at constant velocity for the whole time lost (up to
+            `max_lost_seconds`: an object hidden longer than `max_predict_seconds` has walked
+            on behind its occluder), with areas at most `reid_area_ratio` apart (more than the
+            centre pass allows: a near car at a low frame rate grows several times between
+            frames; colour vouches for it). histogram_bits: 2^bits levels per RGB channel.
+            Weight, gate and reid_distance all 0 = off (no pixels read); off by itself on
+            frames without pixels.
         device: where the IoU histogram is computed; defaults to the id map's device.
     """
 
@@ -187,12 +191,14 @@ class HungarianTracker(Tracker):
         mask_samples: int = 1024,
         max_pixels: int = 250_000,
         appearance_weight: float = 0.5,
-        appearance_scale: float = 30.0,
-        appearance_gate: float = 25.0,
+        appearance_scale: float = 1.0,
+        appearance_gate: float = 0.5,
         appearance_smoothing: float = 0.3,
-        reid_distance: float = 3.0,
-        reid_colour: float = 8.0,
+        reid_distance: float = 6.0,
+        reid_colour: float = 0.3,
         reid_area_ratio: float = 8.0,
+        takeover_hits: int = 3,
+        histogram_bits: int = 3,
         device: str | torch.device | None = None,
     ):
         if not 0 < iou_threshold <= 1:
@@ -253,6 +259,9 @@ class HungarianTracker(Tracker):
         if reid_area_ratio < 1:
             raise ValueError(f"reid_area_ratio is {reid_area_ratio}; expected >= 1")
         self.reid_area_ratio = float(reid_area_ratio)
+        if isinstance(takeover_hits, bool) or int(takeover_hits) != takeover_hits or takeover_hits < 0:
+            raise ValueError(f"takeover_hits is {takeover_hits}; expected an integer >= 0 (0 = off)")
+        self.takeover_hits = int(takeover_hits)
         self.growth_center_distance = float(growth_center_distance)
         if center_weight < 0:
             raise ValueError(f"center_weight is {center_weight}; expected >= 0")
@@ -277,7 +286,13 @@ class HungarianTracker(Tracker):
         self.device = None if device is None else torch.device(device)
         self._cmc = CameraMotionEstimator(max_side=cmc_max_side) if self.camera_motion else None
         self._app = AppearanceCue(
-            appearance_weight, appearance_scale, appearance_gate, appearance_smoothing, reid_distance, reid_colour
+            appearance_weight,
+            appearance_scale,
+            appearance_gate,
+            appearance_smoothing,
+            reid_distance,
+            reid_colour,
+            histogram_bits,
         )
         # the thresholds of the association passes, read off the attributes above (fixed from
         # here on, like the colour cue's)
@@ -285,7 +300,7 @@ class HungarianTracker(Tracker):
         self.reset()
 
     def reset(self) -> None:
-        self._tracks = TrackTable()
+        self._tracks = TrackTable(self._app.bins)
         # Sparse track memory on the association grid: pixel coordinates and track slot (row of
         # self._tracks) of every remembered pixel; the last mask of each live track.
         self._mem_yx: torch.Tensor | None = None  # (2, K) float32 (row, column), in the frame the track was seen in
@@ -331,7 +346,7 @@ class HungarianTracker(Tracker):
         things = grid_things(id_map, s, pf.segment_ids[thing_idx])  # one pass over the id map
         n_cur, height, width = things.count, things.height, things.width
         centroids, areas, clipped = things.centroid, things.area, things.clipped  # [M, 2] (y, x), [M], [M]
-        colours = self._app.colours(pf.frame.image, s, things.y, things.x, things.label, n_cur, shape)  # [M, 3] Lab
+        hists = self._app.histograms(pf.frame.image, s, things.y, things.x, things.label, n_cur, shape)  # [M, bins]
 
         # Step 2: camera motion moves every remembered pixel and centre into this frame.
         if self._cmc is not None:
@@ -366,7 +381,7 @@ class HungarianTracker(Tracker):
                     inside = np.maximum(inside, inside_h)
 
         # Step 5: association passes (`association.py`); each pass sees only what earlier passes left.
-        track_of, free_t = associate(
+        track_of, free_t, retired = associate(
             self._association,
             self._app,
             tracks,
@@ -376,13 +391,13 @@ class HungarianTracker(Tracker):
             scores=scores,
             centroids=centroids,
             areas=areas,
-            colours=colours,
+            hists=hists,
             iou=iou,
             contain=contain,
             inside=inside,
             shift=shift,
             scale=scale,
-        )  # [M] matched track slot per current thing (-1: none), [T] tracks left unmatched
+        )  # [M] matched track slot per current thing (-1: none), [T] tracks left unmatched, [T] retired
 
         # Step 6: matched things continue their track; the rest start tentative tracks. An
         # unmatched track predicted mostly out of the frame has left the view.
@@ -404,11 +419,12 @@ class HungarianTracker(Tracker):
             max_scale_rate=self.max_scale_rate if self.scale_prediction and self.motion_prediction else 0.0,
             clipped=clipped[matched],
         )
-        tracks.colour[slots] = self._app.blend(tracks.colour[slots], colours[matched])
+        tracks.histogram[slots], tracks.hist_root[slots] = self._app.blend(tracks.histogram[slots], hists[matched])
         gone = free_t & (inside < 1 - self.max_outside_fraction)  # [T_old]
         new = np.flatnonzero(~matched)
         track_of[new] = tracks.add(cats[new], now, centroids[new], areas[new], clipped[new])
-        tracks.colour[track_of[new]] = colours[new]
+        tracks.histogram[track_of[new]] = hists[new]
+        tracks.hist_root[track_of[new]] = np.sqrt(hists[new])
         track_ids = np.full(len(pf), -1, np.int32)
         track_ids[thing_idx] = tracks.ids[track_of]
 
@@ -422,7 +438,7 @@ class HungarianTracker(Tracker):
         if self._frame_interval is not None:
             tentative_limit = max(tentative_limit, (self.tentative_min_lost_frames + 0.5) * self._frame_interval)
         alive = ~tracks.expired(now, self.min_hits, self.max_lost_seconds, tentative_limit)
-        alive[: gone.size] &= ~gone  # every current thing's track is alive (just seen)
+        alive[: gone.size] &= ~(gone | retired)  # every current thing's track is alive (just seen)
         remap = np.cumsum(alive) - 1  # [T] new slot of each kept track
         dev = things.labels.device
         slot_of_label = torch.as_tensor(np.concatenate([[-1], remap[track_of]]), device=dev)  # [M+1]

@@ -26,6 +26,7 @@ class TrackTable:
         ids: ``(T,) int64`` track ids, > 0, unique, never reused within the table's life.
         categories: ``(T,) int64`` class of the track (its first confirmed observation's).
         last_seen: ``(T,) float64`` frame time (s) of the last match.
+        born: ``(T,) float64`` frame time (s) of the first observation.
         centroid: ``(T, 2) float64`` (y, x) at `last_seen`, in current-frame coordinates
             (moved with the camera every frame).
         velocity: ``(T, 2) float64`` (y, x) pixels per second at `last_seen`, camera motion removed.
@@ -39,11 +40,15 @@ class TrackTable:
             was seen in) is at ``k * p + b`` now. Identity ``(1, 0, 0)`` when just seen.
         sample_step: ``(T,) int64`` the remembered mask keeps one pixel in sample_step² (a
             regular sub-grid), each standing for sample_step² pixels; 1 = every pixel.
-        colour: ``(T, 3) float64`` moving average of the mean Lab colour (`appearance.py`);
-            NaN while unknown.
+        histogram: ``(T, bins) float32`` moving average of the colour histogram
+            (`appearance.py`); a zero row while unknown. hist_root: its square root.
+
+    Args:
+        bins: colour histogram bins per track (0: none).
     """
 
-    def __init__(self):
+    def __init__(self, bins: int = 0):
+        self.bins = int(bins)
         self.reset()
 
     def reset(self) -> None:
@@ -51,6 +56,7 @@ class TrackTable:
         self.ids = np.zeros(0, np.int64)
         self.categories = np.zeros(0, np.int64)
         self.last_seen = np.zeros(0, np.float64)
+        self.born = np.zeros(0, np.float64)
         self.centroid = np.zeros((0, 2), np.float64)
         self.velocity = np.zeros((0, 2), np.float64)
         self.scale_rate = np.zeros(0, np.float64)
@@ -59,7 +65,8 @@ class TrackTable:
         self.clipped = np.zeros(0, bool)
         self.warp = np.zeros((0, 3), np.float64)
         self.sample_step = np.zeros(0, np.int64)
-        self.colour = np.zeros((0, 3), np.float64)
+        self.histogram = np.zeros((0, self.bins), np.float32)
+        self.hist_root = np.zeros((0, self.bins), np.float32)
 
     def __len__(self) -> int:
         return int(self.ids.size)
@@ -76,6 +83,7 @@ class TrackTable:
         self.next_id += n
         self.categories = np.concatenate([self.categories, np.asarray(categories, np.int64)])
         self.last_seen = np.concatenate([self.last_seen, np.full(n, now)])
+        self.born = np.concatenate([self.born, np.full(n, now)])
         self.centroid = np.concatenate([self.centroid, np.asarray(centroids, np.float64).reshape(n, 2)])
         self.velocity = np.concatenate([self.velocity, np.zeros((n, 2))])
         self.scale_rate = np.concatenate([self.scale_rate, np.zeros(n)])
@@ -84,7 +92,8 @@ class TrackTable:
         self.clipped = np.concatenate([self.clipped, np.zeros(n, bool) if clipped is None else np.asarray(clipped, bool)])
         self.warp = np.concatenate([self.warp, np.tile([1.0, 0.0, 0.0], (n, 1))])
         self.sample_step = np.concatenate([self.sample_step, np.ones(n, np.int64)])
-        self.colour = np.concatenate([self.colour, np.full((n, 3), np.nan)])
+        self.histogram = np.concatenate([self.histogram, np.zeros((n, self.bins), np.float32)])
+        self.hist_root = np.concatenate([self.hist_root, np.zeros((n, self.bins), np.float32)])
         return np.arange(start, start + n)
 
     def observe(
@@ -174,5 +183,5 @@ class TrackTable:
 
     def keep(self, mask: np.ndarray) -> None:
         """Keep only the rows where `mask` ``(T,) bool`` is True (in order)."""
-        for name in ("ids", "categories", "last_seen", "centroid", "velocity", "scale_rate", "area", "hits", "clipped", "warp", "sample_step", "colour"):
+        for name in ("ids", "categories", "last_seen", "born", "centroid", "velocity", "scale_rate", "area", "hits", "clipped", "warp", "sample_step", "histogram", "hist_root"):
             setattr(self, name, getattr(self, name)[mask])
