@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from vpanoptic.datasets import KITTI_STEP
+from vpanoptic.runtime import configure_threads
 from vpanoptic.tracking import CameraMotionEstimator, build_tracker
 from vpanoptic.types import Frame, PanopticFrame
 
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--objects", default="10,50,200")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    configure_threads(1)  # torch and OpenCV, as the pipeline sets them on this machine
     width, height = (int(v) for v in args.size.lower().split("x"))
     rows = {
         "hungarian (default, camera motion on)": lambda: build_tracker("hungarian"),

@@ -61,6 +61,7 @@ ABLATIONS: dict[str, tuple[str, dict]] = {
     "no appearance": ("hungarian", {"appearance_weight": 0.0, "appearance_gate": 0.0, "reid_distance": 0.0}),
     "no sole-candidate pass": ("hungarian", {"max_growth_ratio": 0.0}),
     "tentative 0.3 s at any fps": ("hungarian", {"tentative_min_lost_frames": 0}),
+    "no takeover": ("hungarian", {"takeover_hits": 0}),
 }
 
 

@@ -11,9 +11,10 @@ colour distance is 1 - BC, 0 for identical colours and 1 for no colour in common
 
 A histogram keeps a person's shirt and trousers apart where a mean colour blends them, and
 a segment that took in a ring of background (the boundary noise of a real model) loses only
-the ring's share of its overlap, where its mean colour moves far: on synthetic crowds the
-mean colour of one person changed by ΔE 17 between frames at the 95th percentile, a third
-of the ΔE between neighbours, and its gate cost more identities than it saved.
+the ring's share of its overlap, where its mean colour moves far: on synthetic crowds one
+person's mean colour moved by ΔE 17 between frames at the 95th percentile (median ΔE 35 to
+the nearest other person); 114 of the 196 identities lost on four crowd clips were pairs
+the mean-colour gate had turned away, yet widening that gate lost more than it won.
 
 Each track keeps an exponential moving average of its histogram (and that average's root).
 The cue is off for a frame without usable pixels: no image, an image of another size than
@@ -24,10 +25,12 @@ costs nothing and gates nothing.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
-__all__ = ["AppearanceCue", "COLOUR_SAMPLES", "MAX_BITS"]
+__all__ = ["COLOUR_SAMPLES", "MAX_BITS", "AppearanceCue"]
 
 # At most about this many thing pixels (every k-th, in raster order: spread evenly over every
 # object) are read per frame; the cost of the cue then stays flat in the number and size of
@@ -35,6 +38,14 @@ __all__ = ["AppearanceCue", "COLOUR_SAMPLES", "MAX_BITS"]
 # colours: 0.458 -> 0.439.)
 COLOUR_SAMPLES = 8192
 MAX_BITS = 4  # 16³ = 4096 bins per segment and track at most
+
+
+@functools.lru_cache(maxsize=MAX_BITS)
+def _bin_tables(bits: int) -> np.ndarray:
+    """``(3, 256) int64``: for each channel value, its part of the histogram bin index
+    (red level << 2 bits | green level << bits | blue level)."""
+    level = np.arange(256, dtype=np.int64) >> (8 - bits)
+    return np.stack([level << (2 * bits), level << bits, level])
 
 
 class AppearanceCue:
@@ -123,8 +134,10 @@ class AppearanceCue:
             rgb = np.take(np.ascontiguousarray(image).reshape(-1, 3), src, axis=0)  # [S, 3] uint8
             if not rgb.any():  # an all-black (placeholder) image carries no appearance
                 return out
-            c = (rgb >> k).astype(np.int64)  # [S, 3] levels
-            cell = (label.numpy().astype(np.int64) * nb) + ((c[:, 0] << q | c[:, 1]) << q | c[:, 2])  # [S]
+            lut = _bin_tables(q)  # [3, 256] each channel's part of the bin index
+            cell = label.numpy().astype(np.int64, copy=False) * nb  # [S] the label's first bin
+            for ch in range(3):
+                cell += lut[ch].take(rgb[:, ch])
             counts = np.bincount(cell, minlength=(n_cur + 1) * nb).reshape(n_cur + 1, nb)[1:]
         else:
             img = image if isinstance(image, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(image))
@@ -136,7 +149,7 @@ class AppearanceCue:
             cell = label.to(img.device).long() * nb + ((c[:, 0] << q | c[:, 1]) << q | c[:, 2])
             counts = torch.bincount(cell, minlength=(n_cur + 1) * nb).reshape(n_cur + 1, nb)[1:].cpu().numpy()
         out[:] = counts
-        out /= np.maximum(out.sum(1, keepdims=True), 1.0)
+        out *= (1.0 / np.maximum(out.sum(1), 1.0)).astype(np.float32)[:, None]
         return out
 
     def distance(self, track_roots: np.ndarray, hists: np.ndarray) -> np.ndarray:
