@@ -269,11 +269,12 @@ class _Passes:
             inner = np.ix_(np.flatnonzero(on_r), np.flatnonzero(on_c))
             self._reidentify(rows[on_r], cols[on_c], centre[inner])
 
-    def _reach(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """``(R, C)`` distance in object sizes from things `cols` to where lost tracks `rows`
-        may be: between where their prediction stopped and where constant velocity would have
-        taken them since they were last seen (up to `max_lost_seconds`)."""
-        reach = self._centre(rows, cols)
+    def _reach(self, rows: np.ndarray, cols: np.ndarray, centre: np.ndarray | None = None) -> np.ndarray:
+        """``(R, C)`` distance in object sizes from things `cols` to where tracks `rows` may
+        be: a lost one anywhere between where its prediction stopped (`centre`, their
+        ``(R, C)`` predicted centre distances, computed when None) and where constant velocity
+        would have taken it since it was last seen (up to `max_lost_seconds`)."""
+        reach = self._centre(rows, cols) if centre is None else centre
         if self.p.motion_prediction:
             far_centre = self.tracks.centroid + self.tracks.predict(self.now, self.p.max_lost_seconds)[0]  # [T, 2]
             reach = np.minimum(reach, self._centre(rows, cols, far_centre))
@@ -319,12 +320,9 @@ class _Passes:
         prediction stopped and where it would be at constant velocity all along (up to
         `max_lost_seconds`)."""
         sub = np.ix_(rows, cols)
-        tracks, app = self.tracks, self.app
+        app = self.app
         similar = self.may_match[sub] & app.similar(self.app_dist[sub])
-        reach = centre
-        if self.p.motion_prediction:
-            far_centre = tracks.centroid + tracks.predict(self.now, self.p.max_lost_seconds)[0]  # [T, 2]
-            reach = np.minimum(reach, self._centre(rows, cols, far_centre))  # as `_reach`, from `centre`
+        reach = self._reach(rows, cols, centre)
         area_ok = self._area_ratio(rows, cols) <= self.p.reid_area_ratio
         ok = similar & area_ok & (reach <= app.reid_radius)
         r, c = assign(reach + self.app_cost[sub], ok)

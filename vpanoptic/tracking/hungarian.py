@@ -29,12 +29,14 @@ subsampled on a regular grid (`max_pixels`) and large masks are remembered on a 
    higher cost (`lost_penalty`; or strictly after, `lost_last`); every pass is gated by
    class, the IoU passes by a minimum IoU (or containment, for masks that grow and shrink);
    with the colour cue (`appearance.py`) every pass also gates by colour (histogram
-   overlap), and all but the last weigh it into their cost; a further pass (5d) re-identifies left-over tracks
-   by colour near their predicted centre (for a lost track: anywhere between where its
-   prediction stopped and where constant velocity would have taken it since it was last
-   seen); finally (5e) a track and a segment left over that are each other's only
-   candidate are paired even when their areas differ a lot (an object stepping out from
-   behind another, `max_growth_ratio`);
+   overlap), and all but the last weigh it into their cost; a further pass (5d)
+   re-identifies left-over tracks by colour near their predicted centre (for a lost track:
+   anywhere between where its prediction stopped and where constant velocity would have
+   taken it since it was last seen); then (5e) a track and a segment left over that are
+   each other's only candidate are paired even when their areas differ a lot (an object
+   stepping out from behind another, `max_growth_ratio`); last (5f) a young track hands the
+   segment it matched to a lost track that passes the re-identification gates and retires
+   (`takeover_hits`);
 6. life cycle (`lifecycle.py`): matched tracks update, unmatched segments start tentative
    tracks, tracks unseen for too long (in seconds of frame time) are removed; ids are never
    reused.
@@ -114,6 +116,14 @@ class HungarianTracker(Tracker):
             allow): an object stepping out from behind another, or a mask the model cut short
             in the previous frame. 0 disables it.
         growth_center_distance: see `max_growth_ratio`, in object sizes (sqrt of the larger area).
+        takeover_hits: pass 5f, after every other (with the colour cue's re-identification
+            on): a track matched at most this many times, first seen after a lost track was
+            last seen, hands the segment it matched to that lost track when the two pass the
+            re-identification gates (class, colour within reid_colour, centre within
+            reid_distance object sizes of where the lost one may be, areas within
+            reid_area_ratio), and is removed: an object that came back from behind an
+            occluder first as a sliver too unlike it to be recognised has its old id again
+            from then on. 0 disables it.
         center_weight: 0: the centre pass runs after the IoU passes, on what they left. > 0:
             one joint pass per score level whose cost is 1 - IoU + center_weight x normalised
             centre distance, pairs allowed by either gate (neighbouring small objects are told
