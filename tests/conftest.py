@@ -74,7 +74,25 @@ def remux_video(src: Path, dst: Path) -> Path:
     return dst
 
 
+def damage_transport_stream(data: bytes) -> bytes:
+    """An MPEG-TS stream damaged in two ways the decoder counts on their own: 8 transport
+    packets (188 bytes each) lost at a third of it, random bytes over 6000 bytes at two
+    thirds (either alone was once the only damage, and a full run then counted none)."""
+    out = bytearray(data)
+    lost = (len(out) // 188 // 3) * 188
+    del out[lost : lost + 8 * 188]
+    start = 2 * len(out) // 3
+    out[start : start + 6000] = np.random.default_rng(0).integers(0, 256, 6000, dtype=np.uint8).tobytes()
+    return bytes(out)
+
+
 @pytest.fixture(scope="session")
 def remux() -> Callable[[Path, Path], Path]:
     """``remux(src, dst) -> dst``: `remux_video` (e.g. MP4 to MPEG-TS for damaged-stream tests)."""
     return remux_video
+
+
+@pytest.fixture(scope="session")
+def damage_ts() -> Callable[[bytes], bytes]:
+    """``damage_ts(data) -> bytes``: `damage_transport_stream`."""
+    return damage_transport_stream

@@ -170,19 +170,11 @@ def test_truncated_file_processes_decodable_frames(clip, tmp_path, remux):
     assert decode_count(tmp_path / "out" / "video.mp4") == summary["frames"]
 
 
-def test_corrupted_packets_are_counted_and_skipped(clip, tmp_path, remux):
+def test_corrupted_packets_are_counted_and_skipped(clip, tmp_path, remux, damage_ts):
     ts = tmp_path / "clip.ts"
     remux(clip / "video.mp4", ts)
-    data = bytearray(ts.read_bytes())
-    # two kinds of damage, each flagged on its own: 8 transport packets (188 bytes each) lost
-    # at a third of the stream, and random bytes over 6000 bytes at two thirds
-    lost = (len(data) // 188 // 3) * 188
-    del data[lost : lost + 8 * 188]
-    rng = np.random.default_rng(0)
-    start = 2 * len(data) // 3
-    data[start : start + 6000] = rng.integers(0, 256, 6000, dtype=np.uint8).tobytes()
     bad = tmp_path / "video.ts"
-    bad.write_bytes(bytes(data))
+    bad.write_bytes(damage_ts(ts.read_bytes()))
     os.symlink(clip / "gt", tmp_path / "gt")
     summary = run_video(str(bad), tmp_path / "out", load_config(None, ["model.name=oracle", "output.save=jsonl"]))
     assert summary["status"] == "ok"

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from vpanoptic.batch import PARTIAL_MARK, find_videos, output_names, process_video, run_batch, threads_per_worker
@@ -52,15 +51,12 @@ def check_complete(folder: Path, frames: int) -> dict:
     return summary
 
 
-def test_folder_with_good_damaged_truncated_and_non_video_files(clip, tmp_path, capsys, remux):
+def test_folder_with_good_damaged_truncated_and_non_video_files(clip, tmp_path, capsys, remux, damage_ts):
     folder = new_folder(clip, tmp_path / "in", ["good_a.mp4", "good_b.mp4"])
     data = (clip / "video.mp4").read_bytes()
     (folder / "truncated.mp4").write_bytes(data[: len(data) // 2])  # index at the end: unreadable
     remux(clip / "video.mp4", tmp_path / "clip.ts")
-    ts = bytearray((tmp_path / "clip.ts").read_bytes())
-    start = len(ts) // 3
-    ts[start : start + 3000] = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
-    (folder / "damaged.ts").write_bytes(bytes(ts))
+    (folder / "damaged.ts").write_bytes(damage_ts((tmp_path / "clip.ts").read_bytes()))
     (folder / "notes.txt").write_text("not a video\n")
     (folder / ".hidden.mp4").write_bytes(data)
     out = tmp_path / "out"
