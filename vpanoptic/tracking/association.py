@@ -297,35 +297,41 @@ class _Passes:
         rows = np.flatnonzero(self.free_t & ~self.recent & (tracks.hits > p.takeover_hits))
         if not cols.size or not rows.size:
             return
-        sub = np.ix_(rows, cols)
         after = tracks.born[young][None, :] > tracks.last_seen[rows][:, None]  # [R, C]
-        ok = after & self.may_match[sub] & self.app.similar(self.app_dist[sub])
-        if not ok.any():
-            return
-        ok &= self._area_ratio(rows, cols) <= p.reid_area_ratio
-        reach = self._reach(rows, cols)
-        ok &= reach <= self.app.reid_radius
-        r, c = assign(reach + self.app_cost[sub], ok)
+        ok, cost = self._reid_pairs(rows, cols)
+        r, c = assign(cost, ok & after)
         if not r.size:
             return
         self.retired[young[c]] = True
         self.free_t[young[c]] = True
         self._match(rows[r], cols[c])
 
+    def _reid_pairs(
+        self, rows: np.ndarray, cols: np.ndarray, centre: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The re-identification gates and cost between tracks `rows` and things `cols` (5d,
+        5f): ``(ok, cost)``, each ``(R, C)``: pairs of one class and similar colour, within
+        `reid_radius` object sizes of where the track may be (`_reach`, from the predicted
+        `centre` distances when given) and with areas at most `reid_area_ratio` apart; cost
+        = that distance + colour."""
+        sub = np.ix_(rows, cols)
+        reach = self._reach(rows, cols, centre)
+        ok = (
+            self.may_match[sub]
+            & self.app.similar(self.app_dist[sub])
+            & (self._area_ratio(rows, cols) <= self.p.reid_area_ratio)
+            & (reach <= self.app.reid_radius)
+        )
+        return ok, reach + self.app_cost[sub]
+
     def _reidentify(self, rows: np.ndarray, cols: np.ndarray, centre: np.ndarray) -> None:
         """5d between left-over tracks `rows` and things `cols`, given their ``(R, C)``
-        predicted `centre` distances from the centre pass: pairs of one class and similar
-        colour, within `reid_radius` object sizes and with areas at most `reid_area_ratio`
-        apart, matched by distance + colour. A lost object is somewhere between where its
+        predicted `centre` distances from the centre pass: the pairs `_reid_pairs` allows,
+        matched by distance + colour. A lost object is somewhere between where its
         prediction stopped and where it would be at constant velocity all along (up to
         `max_lost_seconds`)."""
-        sub = np.ix_(rows, cols)
-        app = self.app
-        similar = self.may_match[sub] & app.similar(self.app_dist[sub])
-        reach = self._reach(rows, cols, centre)
-        area_ok = self._area_ratio(rows, cols) <= self.p.reid_area_ratio
-        ok = similar & area_ok & (reach <= app.reid_radius)
-        r, c = assign(reach + self.app_cost[sub], ok)
+        ok, cost = self._reid_pairs(rows, cols, centre)
+        r, c = assign(cost, ok)
         self._match(rows[r], cols[c])
 
     def unique_pairs(self, contain: np.ndarray) -> None:

@@ -429,12 +429,11 @@ class HungarianTracker(Tracker):
             max_scale_rate=self.max_scale_rate if self.scale_prediction and self.motion_prediction else 0.0,
             clipped=clipped[matched],
         )
-        tracks.histogram[slots], tracks.hist_root[slots] = self._app.blend(tracks.histogram[slots], hists[matched])
         gone = free_t & (inside < 1 - self.max_outside_fraction)  # [T_old]
         new = np.flatnonzero(~matched)
         track_of[new] = tracks.add(cats[new], now, centroids[new], areas[new], clipped[new])
-        tracks.histogram[track_of[new]] = hists[new]
-        tracks.hist_root[track_of[new]] = np.sqrt(hists[new])
+        # every thing's track takes in its colours (a new track, still without any, takes them as they are)
+        tracks.histogram[track_of], tracks.hist_root[track_of] = self._app.blend(tracks.histogram[track_of], hists)
         track_ids = np.full(len(pf), -1, np.int32)
         track_ids[thing_idx] = tracks.ids[track_of]
 
