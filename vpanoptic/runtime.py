@@ -1,4 +1,4 @@
-"""Process-wide runtime settings: torch / OpenCV thread counts.
+"""Process-wide runtime settings: torch / OpenCV / BLAS thread counts.
 
 On small machines the number of intra-op threads matters a great deal: on a 2-core machine
 PyTorch with 2 threads made small element-wise ops much slower than with 1 (OpenMP
@@ -12,6 +12,7 @@ import os
 
 import cv2
 import torch
+from threadpoolctl import threadpool_limits
 
 __all__ = ["default_threads", "configure_threads"]
 
@@ -36,7 +37,8 @@ def default_threads() -> int:
 def configure_threads(threads: int = 0) -> int:
     """Set torch's intra-op threads (0 = `default_threads()`); returns the number set.
 
-    OpenCV's own thread pool is limited to the same number so the two do not oversubscribe.
+    OpenCV's own thread pool and the BLAS libraries loaded so far (NumPy's, SciPy's, OpenCV's
+    OpenBLAS) are limited to the same number, so that none of them oversubscribes the cores.
     """
     if threads < 0:
         raise ValueError(f"threads is {threads}; expected >= 0")
@@ -44,4 +46,5 @@ def configure_threads(threads: int = 0) -> int:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     cv2.setNumThreads(n)
+    threadpool_limits(limits=n, user_api="blas")
     return n
