@@ -165,7 +165,8 @@ class TrackerConfig:
     motion_prediction: move remembered masks by their velocity before matching (a lost track
         for at most max_predict_seconds); static_hypothesis: also try them unmoved, keep the better IoU.
     camera_motion: compensate the camera's motion (background homography); cmc_max_side:
-        image size (longer side, px) it is estimated at.
+        image size (longer side, px) it is estimated at; cmc_parallel: fit it on a second
+        thread while the frame's things are labelled (same result; off for one core).
     lost_last: tracks seen in the previous frame choose before lost tracks (strictly); False:
         one joint assignment where matching a lost track costs lost_penalty more (IoU units).
     low_score_pass: match segments scoring below high_score_threshold after the others.
@@ -212,6 +213,7 @@ class TrackerConfig:
     static_hypothesis: bool = False
     camera_motion: bool = True
     cmc_max_side: int = 320
+    cmc_parallel: bool = True
     lost_last: bool = False
     lost_penalty: float = 0.2
     low_score_pass: bool = True

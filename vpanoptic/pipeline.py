@@ -355,6 +355,11 @@ class Pipeline:
         except BaseException as exc:  # noqa: BLE001
             self._fail("tracker", exc)
         finally:
+            try:
+                if self.tracker is not None:
+                    self.tracker.close()  # its helper threads end with the stage
+            except BaseException as exc:  # noqa: BLE001
+                self._fail("tracker", exc)
             self._put(tracked, END)
 
     def _finish_frame(self, pf: PanopticFrame) -> None:

@@ -153,6 +153,81 @@ def test_camera_motion_estimate_follows_successive_pans_with_or_without_corner_r
         CameraMotionEstimator(redetect_fraction=1.5)
 
 
+def test_camera_motion_fit_reads_state_only_and_finish_completes_the_estimate():
+    big = texture(2)
+    frames = [np.ascontiguousarray(big[:, off: off + 200]) for off in (0, 6, 13, 21)]
+    whole, split = CameraMotionEstimator(), CameraMotionEstimator()
+    things = np.zeros((120, 200), bool)
+    things[40:70, 80:120] = True
+    for img in frames:
+        expected = whole.estimate(img, things)
+        first = split.fit(img)
+        again = split.fit(img)  # fit changes nothing: the same answer twice
+        assert (first.homography is None) == (again.homography is None)
+        if first.homography is not None:
+            np.testing.assert_array_equal(first.homography, again.homography)
+        np.testing.assert_array_equal(split.finish(first, things), expected)
+        assert split.last_inliers == whole.last_inliers
+    assert whole.last_inliers >= 15
+
+
+def panning_clip(frames=8, shape=(120, 200)):
+    """Two cars on a background panning 10 px a frame: one driving, one parked and hidden in frames 3-4."""
+    big = texture(3, (shape[0], shape[1] + 10 * frames))
+    clip = []
+    for k in range(frames):
+        off = 10 * k
+        img = np.ascontiguousarray(big[:, off: off + shape[1]])
+        boxes = [(1, (20, 34, 150 - off + 3 * k, 170 - off + 3 * k))]
+        if k not in (3, 4):
+            boxes.append((2, (70, 86, 110 - off, 126 - off)))
+        clip.append(frame_with(boxes, k * 0.1, k, shape, image=img))
+    return clip
+
+
+def test_parallel_camera_motion_fit_gives_the_same_tracks_and_homographies():
+    runs = {}
+    for parallel in (False, True):
+        tracker = HungarianTracker(cmc_parallel=parallel)
+        out = []
+        for k, pf in enumerate(panning_clip()):
+            if k == 4:
+                tracker.close()  # stops the thread; the next frame starts it again
+                assert tracker._cmc_worker is None
+            pf = tracker.update(pf)
+            out.append((ids_by_truth(pf), tracker.last_homography.copy()))
+        worker = tracker._cmc_worker
+        assert (worker is not None) == parallel
+        tracker.close()
+        if parallel:  # close() waited for the thread to end
+            assert worker._threads and not any(t.is_alive() for t in worker._threads)
+        runs[parallel] = out
+    for (ids_a, h_a), (ids_b, h_b) in zip(runs[False], runs[True]):
+        assert ids_a == ids_b
+        np.testing.assert_array_equal(h_a, h_b)
+    assert runs[True][-1][0][2] == runs[True][0][0][2]  # the hidden car came back with its id
+    assert abs(runs[True][-1][1][0, 2] + 10) < 1  # the pan was seen
+    assert not HungarianTracker(camera_motion=False).cmc_parallel
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_an_error_in_the_camera_motion_fit_reaches_the_caller_and_the_tracker_goes_on(parallel, monkeypatch):
+    tracker = HungarianTracker(cmc_parallel=parallel)
+    clip = panning_clip(4)
+    first = ids_by_truth(tracker.update(clip[0]))
+    real_fit = tracker._cmc.fit
+
+    def broken(image):
+        raise RuntimeError("flow failed")
+
+    monkeypatch.setattr(tracker._cmc, "fit", broken)
+    with pytest.raises(RuntimeError, match="flow failed"):
+        tracker.update(clip[1])
+    monkeypatch.setattr(tracker._cmc, "fit", real_fit)
+    after = [ids_by_truth(tracker.update(pf)) for pf in clip[2:]]  # a missed frame for the tracker
+    assert after[0][1] == after[1][1] == first[1]  # the driving car kept its id
+
+
 def test_per_track_camera_warp_moves_a_lost_track_with_the_pan():
     # a parked car hidden for two frames while the camera pans 10 px per frame: its remembered
     # mask is carried by the per-track warp and it comes back with its id

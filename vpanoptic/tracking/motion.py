@@ -11,11 +11,12 @@ tracked on into the next frame; new corners are detected only when too few remai
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-__all__ = ["CameraMotionEstimator", "local_similarity"]
+__all__ = ["CameraMotionEstimator", "MotionFit", "local_similarity"]
 
 _KERNEL = np.ones((3, 3), np.uint8)  # things are dilated by one pixel before corners are taken
 
@@ -96,7 +97,16 @@ class CameraMotionEstimator:
         Returns:
             ``(3, 3) float64`` H with ``[x', y', 1] ~ H [x, y, 1]`` (previous → current);
             the identity for the first frame or when the fit fails.
+
+        The same as ``finish(fit(image), things)``: `fit` needs only the image, so it may run on
+        another thread while the caller works out `things`.
         """
+        return self.finish(self.fit(image), things)
+
+    def fit(self, image: np.ndarray) -> MotionFit:
+        """The first half of `estimate`: the grey image and the homography from the previous
+        frame. It reads the estimator's state and changes nothing; `finish` must follow
+        (before the next `fit`) for the estimate to count."""
         height, width = image.shape[:2]
         scale = min(1.0, self.max_side / max(height, width))
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -104,37 +114,49 @@ class CameraMotionEstimator:
         grey = _green(image, step)
         if grey.shape[::-1] != size:
             grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-        if things is None:
-            mask = np.full(grey.shape, 255, np.uint8)
-        else:  # 255 where corners may be taken: off the things dilated by one pixel
-            t8 = np.ascontiguousarray(things).view(np.uint8) if things.dtype == bool else things.astype(np.uint8)
-            if t8.shape != grey.shape:
-                t8 = cv2.resize(t8, size, interpolation=cv2.INTER_NEAREST)
-            mask = cv2.compare(cv2.dilate(t8, _KERNEL), 0, cv2.CMP_EQ)
-        prev, prev_mask, corners = self._prev_grey, self._prev_mask, self._prev_points
-        self._prev_grey, self._prev_mask, self._prev_points = grey, mask, None
-        self.last_inliers = 0
+        fit = MotionFit(grey, (height, width), scale)
+        prev, corners = self._prev_grey, self._prev_points
         if prev is None or prev.shape != grey.shape:
-            return np.eye(3)
+            return fit
         if corners is None or len(corners) < max(self.min_inliers, self.redetect_fraction * self.max_corners):
             corners = cv2.goodFeaturesToTrack(
-                prev, self.max_corners, self.corner_quality, self.min_corner_distance, mask=prev_mask
+                prev, self.max_corners, self.corner_quality, self.min_corner_distance, mask=self._prev_mask
             )
         if corners is None or len(corners) < self.min_inliers:
-            return np.eye(3)
+            return fit
         moved, status, _ = cv2.calcOpticalFlowPyrLK(
             prev, grey, corners, None, winSize=(self.flow_window, self.flow_window), maxLevel=self.pyramid_levels
         )
         ok = status.reshape(-1) == 1
         if ok.sum() < self.min_inliers:
-            return np.eye(3)
+            return fit
         src, dst = corners.reshape(-1, 2)[ok], moved.reshape(-1, 2)[ok]
         h, inliers = cv2.findHomography(src, dst, cv2.RANSAC, self.ransac_threshold)
         if h is None or inliers is None or int(inliers.sum()) < self.min_inliers:
+            return fit
+        fit.homography, fit.inliers = h, dst[inliers.reshape(-1).astype(bool)]
+        return fit
+
+    def finish(self, fit: MotionFit, things: np.ndarray | None = None) -> np.ndarray:
+        """The second half of `estimate` (its arguments and result): remember this frame's
+        grey image, where corners may be taken (off `things`) and the inlier corners on it."""
+        grey, scale = fit.grey, fit.scale
+        height, width = fit.frame_size
+        if things is None:
+            mask = np.full(grey.shape, 255, np.uint8)
+        else:  # 255 where corners may be taken: off the things dilated by one pixel
+            t8 = np.ascontiguousarray(things).view(np.uint8) if things.dtype == bool else things.astype(np.uint8)
+            if t8.shape != grey.shape:
+                t8 = cv2.resize(t8, grey.shape[::-1], interpolation=cv2.INTER_NEAREST)
+            mask = cv2.compare(cv2.dilate(t8, _KERNEL), 0, cv2.CMP_EQ)
+        self._prev_grey, self._prev_mask, self._prev_points = grey, mask, None
+        self.last_inliers = 0
+        h = fit.homography
+        if h is None:
             return np.eye(3)
-        self.last_inliers = int(inliers.sum())
+        self.last_inliers = len(fit.inliers)
         # inliers on the background of this frame are the next frame's corners
-        kept = dst[inliers.reshape(-1).astype(bool)]
+        kept = fit.inliers
         xi, yi = np.rint(kept[:, 0]).astype(np.int64), np.rint(kept[:, 1]).astype(np.int64)
         on = (xi >= 0) & (xi < grey.shape[1]) & (yi >= 0) & (yi < grey.shape[0])
         on[on] = mask[yi[on], xi[on]] > 0
@@ -149,6 +171,24 @@ class CameraMotionEstimator:
         if not np.isfinite(full).all() or shift > self.max_translation * max(height, width):
             return np.eye(3)
         return full / full[2, 2]
+
+
+@dataclass
+class MotionFit:
+    """What `CameraMotionEstimator.fit` found for one frame (`finish` completes it).
+
+    Attributes:
+        grey: ``(h, w) uint8`` the frame's grey image at the working size.
+        frame_size: ``(H, W)`` of the frame; scale: working size / frame size.
+        homography: ``(3, 3)`` previous → current in working-size pixels, or None (no fit).
+        inliers: ``(N, 2) float32`` (x, y) of the RANSAC inlier corners in this frame, or None.
+    """
+
+    grey: np.ndarray
+    frame_size: tuple[int, int]
+    scale: float
+    homography: np.ndarray | None = None
+    inliers: np.ndarray | None = None
 
 
 def _green(image: np.ndarray, step: int) -> np.ndarray:
