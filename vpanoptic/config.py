@@ -190,7 +190,9 @@ class TrackerConfig:
         colour histograms, in [0, 1] (0 = off; off by itself without images);
         appearance_gate: pairs farther apart in colour are never matched (0 = no gate);
         appearance_smoothing: weight of the newest histogram in a track's average, in (0, 1];
-        histogram_bits: histogram levels per RGB channel, 2^bits (1..4).
+        histogram_bits: histogram levels per RGB channel, 2^bits (1..4);
+        colour_boundary_weight: a thing's boundary pixels (noisy in a model's masks) count
+        this much of an interior pixel in its histogram, 0..1 (1 = every pixel alike).
     reid_distance: re-identification pass for what is left: same class, colour distance at
         most reid_colour, centres within this many object sizes, areas at most
         reid_area_ratio apart (0 = off; needs images). takeover_hits: a track matched at most
@@ -235,6 +237,7 @@ class TrackerConfig:
     appearance_gate: float = 0.5
     appearance_smoothing: float = 0.3
     histogram_bits: int = 3
+    colour_boundary_weight: float = 0.25
     reid_distance: float = 6.0
     reid_colour: float = 0.3
     reid_area_ratio: float = 8.0
@@ -291,6 +294,10 @@ class TrackerConfig:
         _check(
             isinstance(self.histogram_bits, int) and 1 <= self.histogram_bits <= 4,
             f"tracker.histogram_bits is {self.histogram_bits}; expected an integer 1..4",
+        )
+        _check(
+            0 <= self.colour_boundary_weight <= 1,
+            f"tracker.colour_boundary_weight is {self.colour_boundary_weight}; expected 0 <= x <= 1",
         )
         _check(
             0 < self.appearance_smoothing <= 1,

@@ -8,7 +8,8 @@ from vpanoptic.config import TrackerConfig
 from vpanoptic.datasets import KITTI_STEP
 from vpanoptic.errors import ConfigError
 from vpanoptic.tracking import HungarianTracker
-from vpanoptic.tracking.appearance import AppearanceCue
+from vpanoptic.tracking.appearance import AppearanceCue, _interior
+from vpanoptic.tracking.features import grid_things
 from vpanoptic.types import Frame, PanopticFrame
 
 H, W = 60, 60
@@ -99,23 +100,23 @@ def test_weight_zero_reads_no_pixels_and_changes_nothing():
 
 
 def test_histograms_count_the_colours_of_the_segment_pixels():
-    cue = AppearanceCue(weight=1.0, bits=1)  # two levels per channel: 8 bins, index r 4 + g 2 + b
+    # two levels per channel: 8 bins, index r 4 + g 2 + b; every pixel alike (boundary too)
+    cue = AppearanceCue(weight=1.0, bits=1, boundary_weight=1.0)
     img = np.zeros((4, 6, 3), np.uint8)
     img[:, :3] = RED  # (200, 30, 30): bin 4
     img[:, 3:] = (255, 255, 255)  # bin 7
     img[0, 2] = BLUE  # (30, 40, 200): bin 1
-    labels = torch.tensor([[1] * 3 + [2] * 3] * 4).reshape(-1)
-    fg = torch.nonzero(labels).squeeze(1)
-    hist = cue.histograms(img, 1, fg // 6, fg % 6, labels[fg], 2, (4, 6))
+    id_map = torch.tensor([[1] * 3 + [2] * 3] * 4, dtype=torch.int32)
+    things = grid_things(id_map, 1, np.array([1, 2]))
+    hist = cue.histograms(img, 1, things, (4, 6))
     assert hist.shape == (2, 8) and hist.dtype == np.float32
     assert hist[0] == pytest.approx([0, 1 / 12, 0, 0, 11 / 12, 0, 0, 0])  # shares of the 12 pixels
     assert hist[1] == pytest.approx([0, 0, 0, 0, 0, 0, 0, 1])
-    # stride 2: grid pixel (r, c) reads image pixel (2r, 2c)
-    grid = torch.tensor([[1, 1, 2]] * 2).reshape(-1)  # image columns 0, 2 and 4; (0, 2) is blue
-    hist2 = cue.histograms(img, 2, torch.arange(6) // 3, torch.arange(6) % 3, grid, 2, (4, 6))
+    # stride 2: grid pixel (r, c) reads image pixel (2r, 2c): image columns 0, 2 and 4; (0, 2) is blue
+    hist2 = cue.histograms(img, 2, grid_things(id_map, 2, np.array([1, 2])), (4, 6))
     assert hist2[0] == pytest.approx([0, 0.25, 0, 0, 0.75, 0, 0, 0]) and hist2[1] == pytest.approx(hist[1])
     # an image tensor takes the torch path: the same histograms
-    assert np.array_equal(cue.histograms(torch.from_numpy(img), 1, fg // 6, fg % 6, labels[fg], 2, (4, 6)), hist)
+    assert np.array_equal(cue.histograms(torch.from_numpy(img), 1, things, (4, 6)), hist)
     # colour distance 1 - Bhattacharyya overlap: 0 for the same colours, 1 for none in common
     roots = np.sqrt(hist)
     d = cue.distance(roots, hist)
@@ -124,11 +125,11 @@ def test_histograms_count_the_colours_of_the_segment_pixels():
     assert cue.distance(pure_red, hist)[0, 0] == pytest.approx(1 - np.sqrt(11 / 12))
     # an image of another size than the id map, or none: unknown (zero rows), at no cost or gate
     for image in (img[:2], None):
-        assert not cue.histograms(image, 1, fg // 6, fg % 6, labels[fg], 2, (4, 6)).any()
+        assert not cue.histograms(image, 1, things, (4, 6)).any()
     # offline re-tracking passes a zero image broadcast from one pixel; an all-black one is no better
     placeholder = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (4, 6, 3))
-    assert not cue.histograms(placeholder, 1, fg // 6, fg % 6, labels[fg], 2, (4, 6)).any()
-    assert not cue.histograms(np.zeros_like(img), 1, fg // 6, fg % 6, labels[fg], 2, (4, 6)).any()
+    assert not cue.histograms(placeholder, 1, things, (4, 6)).any()
+    assert not cue.histograms(np.zeros_like(img), 1, things, (4, 6)).any()
     unknown = cue.distance(roots, np.zeros_like(hist))
     assert np.isnan(unknown).all()
     gated = AppearanceCue(weight=1.0, gate=0.5, bits=1)
@@ -136,6 +137,43 @@ def test_histograms_count_the_colours_of_the_segment_pixels():
     assert not term.any() and allowed.all()
     term, allowed = gated.cost(d)
     assert allowed.tolist() == [[True, False], [False, True]] and term[0, 1] == pytest.approx(1.0)
+
+
+def test_boundary_pixels_count_less_in_histograms():
+    """A 6x6 red thing whose boundary ring took in blue background, and a 2x2 green square
+    with no interior pixel: the ring counts `boundary_weight`; the square is read whole."""
+    shape = (8, 10)
+    img = np.zeros((*shape, 3), np.uint8)
+    ids = np.zeros(shape, np.int32)
+    ids[1:7, 1:7], img[1:7, 1:7] = 5, BLUE  # the thing, ring included (20 pixels)
+    img[2:6, 2:6] = RED  # its 4x4 interior
+    ids[0:2, 8:10], img[0:2, 8:10] = 9, (0, 200, 0)  # no pixel with all four neighbours inside
+    things = grid_things(torch.from_numpy(ids), 1, np.array([5, 9]))
+    red, blue, green = np.eye(8)[4], np.eye(8)[1], np.eye(8)[2]
+    for w, share in ((1.0, 16 / 36), (0.25, 16 / 21), (0.0, 1.0)):
+        hist = AppearanceCue(weight=1.0, bits=1, boundary_weight=w).histograms(img, 1, things, shape)
+        assert hist[0] == pytest.approx(share * red + (1 - share) * blue), w
+        assert hist[1] == pytest.approx(green), w  # read whole at any weight
+        # the image tensor (torch) path gives the same
+        assert AppearanceCue(weight=1.0, bits=1, boundary_weight=w).histograms(
+            torch.from_numpy(img), 1, things, shape
+        ) == pytest.approx(hist)
+    # which pixels are interior: NumPy on the CPU, torch elsewhere, the same answer
+    label_map = things.labels.clone()
+    cpu = _interior(label_map, things.width + 2, things.index)
+
+    class Elsewhere:  # the same tensors, reporting another device: the torch branch
+        def __getattr__(self, name):
+            return getattr(label_map, name)
+
+        device = torch.device("meta")
+
+    assert torch.equal(cpu, _interior(Elsewhere(), things.width + 2, things.index))
+    assert int(cpu.sum()) == 16 and not cpu[things.label == 2].any()
+    with pytest.raises(ValueError, match="colour_boundary_weight"):
+        HungarianTracker(colour_boundary_weight=1.5)
+    with pytest.raises(ConfigError, match="colour_boundary_weight"):
+        TrackerConfig(colour_boundary_weight=-0.1)
 
 
 def test_track_histograms_are_moving_averages():
@@ -155,9 +193,8 @@ def test_histograms_tell_apart_objects_of_the_same_mean_colour():
     img = np.zeros((4, 8, 3), np.uint8)
     img[:2, :4], img[2:, :4] = (200, 0, 0), (0, 200, 0)
     img[:, 4:] = (100, 100, 0)
-    labels = torch.tensor([[1] * 4 + [2] * 4] * 4).reshape(-1)
-    fg = torch.nonzero(labels).squeeze(1)
-    hist = cue.histograms(img, 1, fg // 8, fg % 8, labels[fg], 2, (4, 8))
+    things = grid_things(torch.tensor([[1] * 4 + [2] * 4] * 4, dtype=torch.int32), 1, np.array([1, 2]))
+    hist = cue.histograms(img, 1, things, (4, 8))
     assert img[:, :4].reshape(-1, 3).mean(0).tolist() == img[:, 4:].reshape(-1, 3).mean(0).tolist()
     assert cue.distance(np.sqrt(hist[:1]), hist[1:])[0, 0] == pytest.approx(1.0)
 

@@ -16,6 +16,13 @@ person's mean colour moved by ΔE 17 between frames at the 95th percentile (medi
 the nearest other person); 114 of the 196 identities lost on four crowd clips were pairs
 the mean-colour gate had turned away, yet widening that gate lost more than it won.
 
+A segment's boundary pixels (a grid neighbour outside it) count `boundary_weight` (a
+quarter) of an interior pixel: a real model's masks are noisy at the boundary, and the ring
+there holds background and neighbours; a thing without interior pixels among those read is
+counted on all of them. On synthetic crowds the median colour distance of one person between
+frames fell from 0.11 to 0.09 (objects of 120-250 grid pixels) with the boundary left out,
+while that to other people nearby rose from 0.80 to 0.88.
+
 Each track keeps an exponential moving average of its histogram (and that average's root).
 The cue is off for a frame without usable pixels: no image, an image of another size than
 the id map, or one that is black wherever there are things (offline re-tracking passes a
@@ -29,6 +36,8 @@ import functools
 
 import numpy as np
 import torch
+
+from .features import GridThings
 
 __all__ = ["COLOUR_SAMPLES", "MAX_BITS", "AppearanceCue"]
 
@@ -64,6 +73,9 @@ class AppearanceCue:
             centre pass reaches (low frame rates, near objects); 0 = off.
         reid_colour: the largest colour distance the re-identification pass accepts.
         bits: 2^bits histogram levels per RGB channel, 1..`MAX_BITS`.
+        boundary_weight: what a boundary pixel of a thing (one with a grid neighbour outside
+            it) counts for, in [0, 1], an interior pixel counting 1; a thing with no interior
+            pixel among those read is counted on all of them. 1 = every pixel alike.
 
     With weight, gate and reid_radius all 0 the cue is off: no pixels are read.
     """
@@ -77,6 +89,7 @@ class AppearanceCue:
         reid_radius: float = 0.0,
         reid_colour: float = 0.3,
         bits: int = 3,
+        boundary_weight: float = 0.25,
     ):
         if weight < 0 or scale <= 0 or reid_radius < 0:
             raise ValueError(
@@ -92,6 +105,9 @@ class AppearanceCue:
         self.weight, self.scale, self.gate, self.smoothing = float(weight), float(scale), float(gate), float(smoothing)
         self.reid_radius, self.reid_colour = float(reid_radius), float(reid_colour)
         self.bits = int(bits)
+        if not 0 <= boundary_weight <= 1:
+            raise ValueError(f"colour_boundary_weight is {boundary_weight}; expected 0 <= x <= 1")
+        self.boundary_weight = float(boundary_weight)
 
     @property
     def enabled(self) -> bool:
@@ -102,22 +118,21 @@ class AppearanceCue:
         """Histogram bins per segment and track (0 while the cue is off)."""
         return (1 << self.bits) ** 3 if self.enabled else 0
 
-    def histograms(
-        self, image, stride: int, y: torch.Tensor, x: torch.Tensor, label: torch.Tensor, n_cur: int, shape
-    ) -> np.ndarray:
+    def histograms(self, image, stride: int, things: GridThings, shape) -> np.ndarray:
         """Colour histogram per current thing: ``(M, bins) float32``, each row the bins'
-        shares (summing to 1), a zero row where unknown (also for a thing with no pixel among
-        the `COLOUR_SAMPLES` read).
+        shares (summing to 1; boundary pixels weighted by `boundary_weight`), a zero row where
+        unknown (also for a thing with no pixel among the `COLOUR_SAMPLES` read).
 
         Args:
             image: ``(H, W, 3) uint8`` RGB frame (numpy or tensor) or None; another size than
                 the id map, or all black where the things are: unknown.
             stride: association grid step; grid pixel (r, c) is image pixel (r s, c s).
-            y, x: ``(F,) int64`` grid row and column of the thing pixels; label: ``(F,)`` their
-                label 1..M (`features.GridThings`).
+            things: the M things on the grid (`features.grid_things`): their pixels' rows,
+                columns, labels 1..M and places in the ringed label map.
             shape: ``(H, W)`` of the id map; the grid is ``[::stride, ::stride]`` of it.
         """
-        nb, q = self.bins, self.bits
+        nb, q, n_cur = self.bins, self.bits, things.count
+        y, x, label, index = things.y, things.x, things.label, things.index
         out = np.zeros((n_cur, nb), np.float32)
         if not nb or image is None or n_cur == 0 or label.numel() == 0:
             return out
@@ -127,29 +142,42 @@ class AppearanceCue:
             return out
         step = max(1, label.numel() // COLOUR_SAMPLES)
         if step > 1:
-            y, x, label = y[::step], x[::step], label[::step]
-        k = 8 - q
+            y, x, label, index = y[::step], x[::step], label[::step], index[::step]
+        weigh = self.boundary_weight < 1
+        plane = (n_cur + 1) * nb  # boundary pixels are counted in a second plane of bins
         if isinstance(image, np.ndarray) and label.device.type == "cpu":  # NumPy: ~3x faster at this size
             src = y.numpy() * (stride * shape[1]) + x.numpy() * stride  # [S] flat pixel index
             rgb = np.take(np.ascontiguousarray(image).reshape(-1, 3), src, axis=0)  # [S, 3] uint8
             if not rgb.any():  # an all-black (placeholder) image carries no appearance
                 return out
             lut = _bin_tables(q)  # [3, 256] each channel's part of the bin index
-            cell = label.numpy().astype(np.int64, copy=False) * nb  # [S] the label's first bin
+            cell = label.numpy().astype(np.int64, copy=True) * nb  # [S] the label's first bin
             for ch in range(3):
                 cell += lut[ch].take(rgb[:, ch])
-            counts = np.bincount(cell, minlength=(n_cur + 1) * nb).reshape(n_cur + 1, nb)[1:]
+            if weigh:
+                np.add(cell, plane, out=cell, where=~_interior(things.labels, things.width + 2, index).numpy())
+            counts = np.bincount(cell, minlength=(1 + weigh) * plane)
         else:
             img = image if isinstance(image, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(image))
             src = (y * (stride * shape[1]) + x * stride).to(img.device)  # [S] flat pixel index
             rgb = img.reshape(-1, 3).index_select(0, src)  # [S, 3] uint8
             if not bool(rgb.any()):
                 return out
-            c = rgb.long() >> k
+            c = rgb.long() >> (8 - q)
             cell = label.to(img.device).long() * nb + ((c[:, 0] << q | c[:, 1]) << q | c[:, 2])
-            counts = torch.bincount(cell, minlength=(n_cur + 1) * nb).reshape(n_cur + 1, nb)[1:].cpu().numpy()
-        out[:] = counts
-        out *= (1.0 / np.maximum(out.sum(1), 1.0)).astype(np.float32)[:, None]
+            if weigh:
+                boundary = ~_interior(things.labels, things.width + 2, index).to(img.device)
+                cell = cell + plane * boundary.long()
+            counts = torch.bincount(cell, minlength=(1 + weigh) * plane).cpu().numpy()
+        counts = counts.reshape(1 + weigh, n_cur + 1, nb)[:, 1:].astype(np.float32)
+        if weigh:  # interior + w boundary; a thing without interior pixels read: all alike
+            interior, boundary = counts
+            out[:] = interior + self.boundary_weight * boundary
+            bare = ~interior.any(1)
+            out[bare] = boundary[bare]
+        else:
+            out[:] = counts[0]
+        out *= (1.0 / np.maximum(out.sum(1), 1e-12)).astype(np.float32)[:, None]
         return out
 
     def distance(self, track_roots: np.ndarray, hists: np.ndarray) -> np.ndarray:
@@ -186,3 +214,24 @@ class AppearanceCue:
         out[new] = hists[new]
         out[unknown] = track_hists[unknown]
         return out, np.sqrt(out)
+
+
+def _interior(labels: torch.Tensor, row: int, index: torch.Tensor) -> torch.Tensor:
+    """``(S,) bool``: whether each pixel at `index` ``(S,)`` in the flat ringed label map
+    `labels` (rows of `row` pixels) has its label at all four grid neighbours. On the CPU with
+    NumPy (``np.take`` is several times faster than fancy indexing at this size)."""
+    if labels.device.type == "cpu":
+        flat, at = labels.numpy(), index.numpy()
+        own = np.take(flat, at)  # [S]
+        base = at - 1  # left at base, right at base + 2
+        inner = np.take(flat, base) == own
+        inner &= np.take(flat[2:], base) == own
+        base -= row - 1  # up at base, down at base + 2 row
+        inner &= np.take(flat, base) == own
+        inner &= np.take(flat[2 * row:], base) == own
+        return torch.from_numpy(inner)
+    own = labels.index_select(0, index)
+    inner = torch.ones_like(own, dtype=torch.bool)
+    for offset in (-1, 1, -row, row):
+        inner &= labels.index_select(0, index + offset) == own
+    return inner

@@ -36,6 +36,7 @@ class GridThings:
         yx: ``(2, F) int64`` grid row and column of every thing pixel (raster order), same
             device; `y` and `x` are its rows.
         label: ``(F,) int64`` its label in 1..M, same device.
+        index: ``(F,) int64`` its place in `labels` (row + 1) * (w + 2) + column + 1, same device.
         area: ``(M,) float64`` grid pixels per thing.
         centroid: ``(M, 2) float64`` (y, x) mean pixel position per thing (NaN for an empty one).
         clipped: ``(M,) bool`` the thing touches the border of the grid (it is cut off).
@@ -45,6 +46,7 @@ class GridThings:
     labels: torch.Tensor
     yx: torch.Tensor
     label: torch.Tensor
+    index: torch.Tensor
     area: np.ndarray
     centroid: np.ndarray
     clipped: np.ndarray
@@ -165,7 +167,7 @@ def _list_pixels_numpy(labels: np.ndarray, m: int) -> GridThings:
     labels[0], labels[-1], labels[:, 0], labels[:, -1] = outside, outside, outside, outside
     area, centroid, clipped = _finish(area, sum_y, sum_x, border)
     as_t = torch.from_numpy
-    return GridThings(as_t(flat), as_t(yx), as_t(label), area, centroid, clipped, height, width)
+    return GridThings(as_t(flat), as_t(yx), as_t(label), as_t(pix), area, centroid, clipped, height, width)
 
 
 def _list_pixels_torch(labels: torch.Tensor, m: int) -> GridThings:
@@ -186,4 +188,5 @@ def _list_pixels_torch(labels: torch.Tensor, m: int) -> GridThings:
     border[0] = False
     labels[0], labels[-1], labels[:, 0], labels[:, -1] = m + 1, m + 1, m + 1, m + 1
     area, centroid, clipped = _finish(area, sum_y, sum_x, border)
-    return GridThings(labels.reshape(-1), torch.stack([y, x]), label, area, centroid, clipped, height, width)
+    index = (y + 1) * (width + 2) + x + 1
+    return GridThings(labels.reshape(-1), torch.stack([y, x]), label, index, area, centroid, clipped, height, width)

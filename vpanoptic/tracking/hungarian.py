@@ -167,6 +167,9 @@ class HungarianTracker(Tracker):
             on behind its occluder), with areas at most `reid_area_ratio` apart (more than the
             centre pass allows: a near car at a low frame rate grows several times between
             frames; colour vouches for it). histogram_bits: 2^bits levels per RGB channel.
+            colour_boundary_weight: a thing's boundary pixels (a grid neighbour outside it,
+            where a model's masks are noisy) count this much of an interior pixel in its
+            histogram, in [0, 1]; 1 = every pixel alike.
             Weight, gate and reid_distance all 0 = off (no pixels read); off by itself on
             frames without pixels.
         device: where the IoU histogram is computed; defaults to the id map's device.
@@ -215,6 +218,7 @@ class HungarianTracker(Tracker):
         reid_area_ratio: float = 8.0,
         takeover_hits: int = 3,
         histogram_bits: int = 3,
+        colour_boundary_weight: float = 0.25,
         device: str | torch.device | None = None,
     ):
         if not 0 < iou_threshold <= 1:
@@ -312,6 +316,7 @@ class HungarianTracker(Tracker):
             reid_distance,
             reid_colour,
             histogram_bits,
+            colour_boundary_weight,
         )
         # the thresholds of the association passes, read off the attributes above (fixed from
         # here on, like the colour cue's)
@@ -376,7 +381,7 @@ class HungarianTracker(Tracker):
         things = grid_things(id_map, s, pf.segment_ids[thing_idx])  # one pass over the id map
         n_cur, height, width = things.count, things.height, things.width
         centroids, areas, clipped = things.centroid, things.area, things.clipped  # [M, 2] (y, x), [M], [M]
-        hists = self._app.histograms(pf.frame.image, s, things.y, things.x, things.label, n_cur, shape)  # [M, bins]
+        hists = self._app.histograms(pf.frame.image, s, things, shape)  # [M, bins], boundary pixels weighted down
 
         # Step 2: camera motion moves every remembered pixel and centre into this frame.
         if self._cmc is not None:
