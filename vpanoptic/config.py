@@ -239,7 +239,7 @@ class TrackerConfig:
     histogram_bits: int = 3
     colour_boundary_weight: float = 0.25
     reid_distance: float = 6.0
-    reid_colour: float = 0.3
+    reid_colour: float = 0.35
     reid_area_ratio: float = 8.0
     takeover_hits: int = 3
 

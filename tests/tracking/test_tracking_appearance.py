@@ -269,7 +269,7 @@ def test_a_young_track_hands_a_returning_object_back_to_its_old_track(takeover_h
     re-identification pass: a new track), then whole, where the sliver's track matches it by
     IoU. The young track hands the person back to the old one and retires."""
     whole = [(1, RED, (20, 36, 10, 20)), (1, BLUE, (36, 40, 10, 20))]
-    sliver = [(1, RED, (20, 31, 30, 36)), (1, GREEN, (31, 40, 30, 36))]  # 55 % red, 45 % green
+    sliver = [(1, RED, (20, 28, 30, 36)), (1, GREEN, (28, 40, 30, 36))]  # 40 % red, 60 % green
     back = [(1, RED, (20, 36, 30, 40)), (1, BLUE, (36, 40, 30, 40))]
     frames = [whole] * 4 + [[], [], sliver, back, back]
     clip = [frame_with(objs, 0.1 * k, k) for k, objs in enumerate(frames)]

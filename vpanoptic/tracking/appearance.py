@@ -87,7 +87,7 @@ class AppearanceCue:
         gate: float = 0.0,
         smoothing: float = 0.3,
         reid_radius: float = 0.0,
-        reid_colour: float = 0.3,
+        reid_colour: float = 0.35,
         bits: int = 3,
         boundary_weight: float = 0.25,
     ):

@@ -214,7 +214,7 @@ class HungarianTracker(Tracker):
         appearance_gate: float = 0.5,
         appearance_smoothing: float = 0.3,
         reid_distance: float = 6.0,
-        reid_colour: float = 0.3,
+        reid_colour: float = 0.35,
         reid_area_ratio: float = 8.0,
         takeover_hits: int = 3,
         histogram_bits: int = 3,
