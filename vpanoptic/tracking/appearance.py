@@ -145,6 +145,7 @@ class AppearanceCue:
             y, x, label, index = y[::step], x[::step], label[::step], index[::step]
         weigh = self.boundary_weight < 1
         plane = (n_cur + 1) * nb  # boundary pixels are counted in a second plane of bins
+        boundary = ~_interior(things.labels, things.width + 2, index) if weigh else None  # [S] bool
         if isinstance(image, np.ndarray) and label.device.type == "cpu":  # NumPy: ~3x faster at this size
             src = y.numpy() * (stride * shape[1]) + x.numpy() * stride  # [S] flat pixel index
             rgb = np.take(np.ascontiguousarray(image).reshape(-1, 3), src, axis=0)  # [S, 3] uint8
@@ -155,7 +156,7 @@ class AppearanceCue:
             for ch in range(3):
                 cell += lut[ch].take(rgb[:, ch])
             if weigh:
-                np.add(cell, plane, out=cell, where=~_interior(things.labels, things.width + 2, index).numpy())
+                np.add(cell, plane, out=cell, where=boundary.numpy())
             counts = np.bincount(cell, minlength=(1 + weigh) * plane)
         else:
             img = image if isinstance(image, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(image))
@@ -166,8 +167,7 @@ class AppearanceCue:
             c = rgb.long() >> (8 - q)
             cell = label.to(img.device).long() * nb + ((c[:, 0] << q | c[:, 1]) << q | c[:, 2])
             if weigh:
-                boundary = ~_interior(things.labels, things.width + 2, index).to(img.device)
-                cell = cell + plane * boundary.long()
+                cell = cell + plane * boundary.to(img.device).long()
             counts = torch.bincount(cell, minlength=(1 + weigh) * plane).cpu().numpy()
         counts = counts.reshape(1 + weigh, n_cur + 1, nb)[:, 1:].astype(np.float32)
         if weigh:  # interior + w boundary; a thing without interior pixels read: all alike

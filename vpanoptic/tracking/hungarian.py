@@ -367,11 +367,11 @@ class HungarianTracker(Tracker):
             raise ValueError(f"frame size changed from {self._shape} to {shape}; reset() the tracker first")
         self._shape = shape
         tracks = self._tracks
-        fit = None
+        fit_job = None  # step 2's fit, on the worker thread while step 1 runs here
         if self.cmc_parallel:
             if self._cmc_worker is None:
                 self._cmc_worker = ThreadPoolExecutor(1, thread_name_prefix="vpanoptic-cmc")
-            fit = self._cmc_worker.submit(self._cmc.fit, pf.frame.image)
+            fit_job = self._cmc_worker.submit(self._cmc.fit, pf.frame.image)
 
         # Step 1: label the current things 1..M on the grid (stuff and void 0), list their pixels.
         s = self.stride(*shape)
@@ -387,7 +387,7 @@ class HungarianTracker(Tracker):
         if self._cmc is not None:
             # thing mask at about the estimator's working size (strided: no resize of the full map)
             step = max(1, height // self._cmc.working_size(height, width)[0])
-            motion = self._cmc.fit(pf.frame.image) if fit is None else fit.result()  # step 2 began with step 1
+            motion = self._cmc.fit(pf.frame.image) if fit_job is None else fit_job.result()
             h_full = self._cmc.finish(motion, things.mask(step))
             self.last_homography = h_full
             if len(tracks) and not (np.abs(h_full - _EYE) <= 1e-8 + 1e-5 * _EYE).all():  # np.allclose, cheaper
