@@ -57,6 +57,7 @@ ABLATIONS: dict[str, tuple[str, dict]] = {
     "no low-score pass": ("hungarian", {"low_score_pass": False}),
     "no centre pass": ("hungarian", {"max_center_distance": 0.0}),
     "no growth": ("hungarian", {"scale_prediction": False}),
+    "exponential growth": ("hungarian", {"growth_model": "exponential"}),
     "lost last": ("hungarian", {"lost_last": True}),
     "no appearance": ("hungarian", {"appearance_weight": 0.0, "appearance_gate": 0.0, "reid_distance": 0.0}),
     "no sole-candidate pass": ("hungarian", {"max_growth_ratio": 0.0}),

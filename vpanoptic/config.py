@@ -179,9 +179,13 @@ class TrackerConfig:
     small_object_area: masks count as at least this many pixels in area ratios and sizes.
     scale_prediction: also track each object's growth rate and scale its predicted mask
         (approaching objects grow and speed up); scale_min_area: smallest mask (grid px) whose
-        area updates the rate; max_scale_rate: rate limit, e-folds of size per second.
+        area updates the rate; max_scale_rate: rate limit, d log(size) / dt per second;
+        growth_model: "contact" (1 / size linear in time: an approaching object's growth
+        accelerates) or "exponential"; max_predicted_growth: largest predicted growth of
+        linear size under "contact".
     max_outside_fraction: a lost or unmatched track predicted more than this fraction outside
-        the frame is removed (1 = never).
+        the frame is removed (1 = never), and may only be matched to a segment its prediction
+        overlaps by at least outside_min_iou.
     mask_samples: masks above 4x this many grid pixels are remembered on a sub-grid of about
         this many pixels (IoU estimated from samples; 0 = every pixel).
     max_pixels: larger frames are subsampled on a grid for association (0 = never).
@@ -229,7 +233,10 @@ class TrackerConfig:
     scale_prediction: bool = True
     scale_min_area: float = 400.0
     max_scale_rate: float = 3.0
+    growth_model: str = "contact"
+    max_predicted_growth: float = 1.7
     max_outside_fraction: float = 0.5
+    outside_min_iou: float = 0.5
     mask_samples: int = 1024
     max_pixels: int = 250_000
     appearance_weight: float = 0.5
@@ -303,9 +310,15 @@ class TrackerConfig:
             0 < self.appearance_smoothing <= 1,
             f"tracker.appearance_smoothing is {self.appearance_smoothing}; expected 0 < x <= 1",
         )
+        for key in ("max_outside_fraction", "outside_min_iou"):
+            _check(0 < getattr(self, key) <= 1, f"tracker.{key} is {getattr(self, key)}; expected 0 < x <= 1")
         _check(
-            0 < self.max_outside_fraction <= 1,
-            f"tracker.max_outside_fraction is {self.max_outside_fraction}; expected 0 < x <= 1",
+            self.growth_model in ("contact", "exponential"),
+            f"tracker.growth_model is {self.growth_model!r}; expected contact or exponential",
+        )
+        _check(
+            self.max_predicted_growth > 1,
+            f"tracker.max_predicted_growth is {self.max_predicted_growth}; expected > 1",
         )
 
 

@@ -234,6 +234,24 @@ def test_reid_pass_matches_a_far_jump_by_colour_only():
     assert blind == run(make(), jump_clip(with_image=False))
 
 
+def test_reid_takes_only_confident_segments():
+    """A low-score segment (most are false positives) is not re-identified by colour at a
+    distance: the red one's track is not spread over it; confident, it is."""
+    def clip(score):
+        frames = jump_clip()
+        frames[2].scores[frames[2].gt == 1] = score
+        return frames
+
+    tracker = make(reid_distance=3.0, reid_colour=0.3)
+    confident = run(tracker, clip(0.9))
+    assert confident[2][1] == confident[0][1]
+    tracker.reset()
+    weak = run(tracker, clip(0.2))
+    assert weak[2][1] != weak[0][1] and weak[2][1] not in (weak[0][1], weak[2][2])
+    # without the low-score pass every segment counts as confident
+    assert run(make(reid_distance=3.0, reid_colour=0.3, low_score_pass=False), clip(0.2)) == confident
+
+
 def test_reid_finds_an_object_that_walked_on_behind_an_occluder():
     """A red person (6 x 6 px) walks right at 25 px/s, is hidden for 1.2 s (longer than the
     prediction runs, `max_predict_seconds` 0.5) and reappears where constant velocity puts

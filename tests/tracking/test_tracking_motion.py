@@ -52,7 +52,7 @@ def test_local_similarity_of_a_translation_and_a_zoom():
 
 
 def test_track_table_learns_growth_and_predicts_exponentially():
-    table = TrackTable()
+    table = TrackTable(growth_model="exponential")
     slots = table.add(np.array([CAR]), 0.0, np.array([[10.0, 10.0]]), np.array([100.0]))
     # area x4 (size x2) in 0.1 s while the centre moves 10 px right: rate ln(2) / 0.1 per s
     table.observe(slots, 0.1, np.array([[10.0, 20.0]]), np.array([400.0]), smoothing=0.5,
@@ -71,10 +71,50 @@ def test_track_table_learns_growth_and_predicts_exponentially():
     table.observe(slots, 0.3, np.array([[10.0, 40.0]]), np.array([10.0]), smoothing=1.0,
                   scale_ok=np.array([False]), max_scale_rate=3.0)
     assert table.scale_rate[0] == pytest.approx(3.0)
-    flat = TrackTable()
+    flat = TrackTable(growth_model="exponential")
     s = flat.add(np.array([CAR]), 0.0, np.array([[0.0, 0.0]]), np.array([100.0]))
     flat.observe(s, 0.1, np.array([[0.0, 1.0]]), np.array([150.0]), smoothing=0.5)
     assert flat.scale_rate[0] == 0 and flat.predict(0.2, 1.0)[1][0] == 1.0
+
+
+def test_track_table_contact_model_predicts_an_object_closing_in_at_constant_speed():
+    # a car 30 m ahead closing in at 20 m/s, filmed at 3 fps: size ~ 1 / distance, and its
+    # centre's offset from the focus of expansion grows with the size
+    dt, size0, offset0 = 1 / 3, 20.0, np.array([5.0, 40.0])
+    distance = lambda t: 30.0 - 20.0 * t
+    size = lambda t: size0 * 30.0 / distance(t)
+    centre = lambda t: 100.0 + offset0 * size(t) / size0
+    predictions = {}
+    for model in ("contact", "exponential"):
+        table = TrackTable(growth_model=model, max_growth=10.0)
+        slot = table.add(np.array([CAR]), 0.0, centre(0.0)[None], np.array([size(0.0) ** 2]))
+        for k in (1, 2):
+            t = k * dt
+            table.observe(slot, t, centre(t)[None], np.array([size(t) ** 2]), smoothing=1.0,
+                          scale_ok=np.array([True]), max_scale_rate=100.0)
+        shift, scale = table.predict(3 * dt, max_seconds=1.0)
+        predictions[model] = (table.centroid[0] + shift[0], table.area[0] * scale[0] ** 2)
+    t = 3 * dt  # 10 m ahead: 5/3 the size of a frame before
+    centre_c, area_c = predictions["contact"]
+    assert area_c == pytest.approx(size(t) ** 2) and centre_c == pytest.approx(centre(t))
+    centre_e, area_e = predictions["exponential"]
+    assert area_e < 0.75 * size(t) ** 2  # a constant rate falls behind the accelerating growth
+    assert np.linalg.norm(centre_e - centre(t)) > 5 * np.linalg.norm(centre_c - centre(t)) + 1.0
+    # receding at the same speed, the size shrinks as 1 / (1 + |r| dt); the growth is capped
+    table = TrackTable(max_growth=1.5)
+    slot = table.add(np.array([CAR]), 0.0, np.zeros((1, 2)), np.array([400.0]))
+    table.observe(slot, 0.5, np.zeros((1, 2)), np.array([100.0]), smoothing=1.0,
+                  scale_ok=np.array([True]), max_scale_rate=100.0)
+    assert table.scale_rate[0] == pytest.approx(-1.0)  # (G - 1) / dt at the step's end, G = 1/2
+    assert table.predict(1.0, 1.0)[1][0] == pytest.approx(2 / 3)  # 10 -> 6.67 px: 1 / (1 + 0.5)
+    table.scale_rate[0] = 3.0
+    assert table.predict(1.0, 1.0)[1][0] == pytest.approx(1.5)  # 1 / (1 - 1.5) would diverge
+    with pytest.raises(ValueError, match="growth_model"):
+        TrackTable(growth_model="linear")
+    with pytest.raises(ValueError, match="max_growth"):
+        TrackTable(max_growth=1.0)
+    with pytest.raises(ValueError, match="growth_model"):
+        HungarianTracker(growth_model="linear")
 
 
 def approaching_car(k, focus=(40.0, 60.0), start=(40.0, 68.0), half=(2.0, 4.0), growth=1.6):
@@ -115,6 +155,26 @@ def test_a_track_that_left_the_frame_does_not_claim_a_newcomer_at_the_border():
     assert newcomer != first and live == 1  # car 1's track was removed when it left
     first, newcomer, live = results[1.0]
     assert newcomer != first and live == 2  # without the rule the stale track lingers
+
+
+def test_a_car_missed_as_it_drives_out_keeps_its_id_where_its_prediction_overlaps():
+    """A car driving out to the right is missed for two frames; its prediction then lies
+    mostly outside the frame (a sixth inside), yet what is left of the car fills that part:
+    IoU 0.8 >= outside_min_iou, so it is the same car, not a newcomer."""
+    shape = (20, 60)
+    results = {}
+    for min_iou in (0.5, 0.9):
+        tracker = HungarianTracker(camera_motion=False, outside_min_iou=min_iou)
+        ids = []
+        for k in range(8):  # 24 px wide, 8 px per frame; 1 px short of its prediction at the end
+            x0 = 8 * k - (1 if k == 7 else 0)
+            boxes = [] if k in (5, 6) else [(1, (5, 13, x0, x0 + 24))]
+            ids.append(ids_by_truth(tracker.update(frame_with(boxes, k * 0.1, k, shape))).get(1))
+        results[min_iou] = ids
+    kept, strict = results[0.5], results[0.9]
+    assert kept[7] == kept[0] and strict[7] != strict[0]
+    with pytest.raises(ValueError, match="outside_min_iou"):
+        HungarianTracker(outside_min_iou=0)
 
 
 def test_large_masks_are_remembered_on_a_sub_grid_and_still_tracked():

@@ -12,7 +12,10 @@ histograms. Each pass sees only the tracks and things that the earlier ones left
   (`max_center_distance`); with `center_weight` > 0 it is merged into 5a and 5b instead;
 - 5d: re-identification by colour near the predicted centre
   (`AppearanceCue.reid_radius`; for a lost track, anywhere between where its prediction
-  stopped and where constant velocity would have taken it since it was last seen);
+  stopped and where constant velocity would have taken it since it was last seen), for
+  confident segments only: a low-score segment continues a track by overlap (5b) or centre
+  (5c), never by colour at a distance (most low-score segments are false positives, and one
+  taken by a lost track keeps it alive and spreads its id over them);
 - 5e: a track and a confident segment that are each other's only candidate are paired
   even when their areas differ a lot (an object stepping out from behind another,
   `max_growth_ratio`);
@@ -23,7 +26,9 @@ histograms. Each pass sees only the tracks and things that the earlier ones left
 In 5a-5c tracks seen a frame ago and lost ones are assigned jointly, the lost ones at a
 higher cost (`lost_penalty`; or strictly after, `lost_last`). Every pass is gated by class
 and by the colour gate, and a lost track predicted out of the frame has left
-(`max_outside_fraction`: it may not claim a newcomer); 5a and 5b are also gated by a
+(`max_outside_fraction`: it may not claim a newcomer, unless its predicted mask overlaps
+the segment by an IoU of at least `outside_min_iou`: the object is still there, cut by the
+border); 5a and 5b are also gated by a
 minimum IoU (or containment, for masks that grow and shrink), and all but 5e weigh the
 colour distance into their cost. The thresholds are the `HungarianTracker` arguments of
 the same names (documented there), gathered in `AssociationParams`.
@@ -65,6 +70,7 @@ class AssociationParams:
     center_weight: float
     small_object_area: float
     max_outside_fraction: float
+    outside_min_iou: float
     motion_prediction: bool
     max_lost_seconds: float
 
@@ -140,7 +146,7 @@ def associate(
     if not (n_tracks and n_cur):
         return np.full(n_cur, -1, np.int64), np.ones(n_tracks, bool), np.zeros(n_tracks, bool)
     passes = _Passes(
-        params, app, tracks, now, prev_time, categories, scores, centroids, areas, hists, inside, shift, scale
+        params, app, tracks, now, prev_time, categories, scores, centroids, areas, hists, iou, inside, shift, scale
     )
     passes.overlap(iou, contain)  # 5a, 5b (with 5c when joint)
     passes.centre_and_reid()  # 5c, 5d
@@ -166,6 +172,7 @@ class _Passes:
         centroids: np.ndarray,
         areas: np.ndarray,
         hists: np.ndarray,
+        iou: np.ndarray,
         inside: np.ndarray,
         shift: np.ndarray,
         scale: np.ndarray,
@@ -189,10 +196,11 @@ class _Passes:
         self.app_dist = app.distance(tracks.hist_root, hists)  # [T, M] in [0, 1], NaN where unknown
         self.app_cost, app_ok = app.cost(self.app_dist)  # [T, M], [T, M] bool
         # pairs any pass may match: one class, within the colour gate, and not a lost track
-        # predicted out of the frame (it has left: it may not claim a newcomer)
+        # predicted out of the frame (it has left: it may not claim a newcomer), unless its
+        # prediction overlaps the segment well (the object is still there, cut by the border)
         left = ~self.recent & (inside < 1 - params.max_outside_fraction)  # [T]
         same_class = tracks.categories[:, None] == categories[None, :]  # [T, M]
-        self.may_match = same_class & ~left[:, None] & app_ok  # [T, M]
+        self.may_match = same_class & (~left[:, None] | (iou >= params.outside_min_iou)) & app_ok  # [T, M]
 
     def _match(self, rows: np.ndarray, cols: np.ndarray) -> None:
         """Record the pairs (`rows` track slots, `cols` thing indices) as matched."""
@@ -264,7 +272,8 @@ class _Passes:
                 allowed = near & (self.free_t & rows_on)[rows, None] & (self.track_of < 0)[None, cols]
                 r, c = assign(centre + app_cost, allowed)
                 self._match(rows[r], cols[c])
-        on_r, on_c = self.free_t[rows], self.track_of[cols] < 0
+        # re-identification by colour at a distance: confident segments only
+        on_r, on_c = self.free_t[rows], (self.track_of[cols] < 0) & self.confident[cols]
         if reid and on_r.any() and on_c.any():
             inner = np.ix_(np.flatnonzero(on_r), np.flatnonzero(on_c))
             self._reidentify(rows[on_r], cols[on_c], centre[inner])

@@ -16,8 +16,8 @@ subsampled on a regular grid (`max_pixels`) and large masks are remembered on a 
 3. each remembered mask is moved by its track's velocity times the time since it was seen
    (`motion_prediction`): fast objects and short occlusions still overlap their prediction;
    with `scale_prediction` it is also scaled about its centre by the track's growth rate
-   (objects approaching a forward-driving camera grow and speed up); a lost track whose
-   prediction has left the frame is dropped (`max_outside_fraction`);
+   (objects approaching a forward-driving camera grow and speed up; `growth_model`); a lost
+   track whose prediction has left the frame is dropped (`max_outside_fraction`);
 4. the IoU of predicted masks with current things comes from one histogram (`cost.py`):
    every remembered pixel, moved by its track's transform, reads the label under it in a
    label map framed by a ring of "outside";
@@ -32,7 +32,7 @@ subsampled on a regular grid (`max_pixels`) and large masks are remembered on a 
    overlap), and all but the last weigh it into their cost; a further pass (5d)
    re-identifies left-over tracks by colour near their predicted centre (for a lost track:
    anywhere between where its prediction stopped and where constant velocity would have
-   taken it since it was last seen); then (5e) a track and a segment left over that are
+   taken it since it was last seen; confident segments only); then (5e) a track and a segment left over that are
    each other's only candidate are paired even when their areas differ a lot (an object
    stepping out from behind another, `max_growth_ratio`); last (5f) a young track hands the
    segment it matched to a lost track that passes the re-identification gates and retires
@@ -106,7 +106,8 @@ class HungarianTracker(Tracker):
             units of IoU): between a recent and a lost track for the same segment, the lost
             one wins only if its predicted IoU is higher by more than this.
         low_score_pass: segments scoring below `high_score_threshold` are matched only after
-            the confident ones, to the tracks those left (ByteTrack's second pass, on masks).
+            the confident ones, to the tracks those left (ByteTrack's second pass, on masks),
+            and never re-identified by colour at a distance (5d; most are false positives).
         high_score_threshold: the score splitting confident from low-score segments, in [0, 1].
         max_center_distance: last pass for what IoU left unmatched: a track and a segment
             of the same class whose predicted centres are closer than this many object sizes
@@ -141,12 +142,21 @@ class HungarianTracker(Tracker):
             then moves at a speed that grows with the size (a forward-driving camera).
         scale_min_area: smallest mask (grid pixels) whose area change updates the growth rate
             (the area of a small mask is dominated by boundary noise).
-        max_scale_rate: growth rates are clipped to +- this many e-folds of linear size per
-            second (3.0: x2.7 in size within 1/3 s).
+        max_scale_rate: growth rates are clipped to +- this much per second (d log(size) / dt;
+            3.0: a size growing by 3 x its own size per second).
+        growth_model: how the size is extrapolated from the growth rate r over dt: "contact"
+            (1 / size linear in time, an object closing in at a constant speed: x 1 / (1 - r
+            dt), so an approaching object's growth accelerates) or "exponential" (x e^(r dt));
+            see `lifecycle.TrackTable`.
+        max_predicted_growth: with "contact", the largest predicted growth factor of linear
+            size (the model diverges as r dt nears 1).
         max_outside_fraction: a track whose predicted mask lies more than this fraction outside
             the frame has left the view: if it was not matched in the previous frame it may not
             be matched (it cannot claim a newcomer entering at that border), and if it is left
             unmatched it is removed. 1 disables it.
+        outside_min_iou: ... except to a segment its predicted mask overlaps by at least this
+            IoU: the object is still there, cut by the border (a car missed for a frame as it
+            drives out of view).
         mask_samples: a remembered mask of at least 4x this many grid pixels keeps only the
             pixels of a regular sub-grid of step m (the power of two with m² <= area /
             mask_samples < 4 m²), each standing for m² pixels: IoU of large masks is estimated
@@ -206,7 +216,10 @@ class HungarianTracker(Tracker):
         scale_prediction: bool = True,
         scale_min_area: float = 400.0,
         max_scale_rate: float = 3.0,
+        growth_model: str = "contact",
+        max_predicted_growth: float = 1.7,
         max_outside_fraction: float = 0.5,
+        outside_min_iou: float = 0.5,
         mask_samples: int = 1024,
         max_pixels: int = 250_000,
         appearance_weight: float = 0.5,
@@ -296,6 +309,11 @@ class HungarianTracker(Tracker):
             )
         if not 0 < max_outside_fraction <= 1:
             raise ValueError(f"max_outside_fraction is {max_outside_fraction}; expected 0 < x <= 1")
+        if not 0 < outside_min_iou <= 1:
+            raise ValueError(f"outside_min_iou is {outside_min_iou}; expected 0 < x <= 1")
+        self.outside_min_iou = float(outside_min_iou)
+        TrackTable(0, growth_model, max_predicted_growth)  # checks both (ValueError)
+        self.growth_model, self.max_predicted_growth = growth_model, float(max_predicted_growth)
         self.scale_prediction = bool(scale_prediction)
         self.scale_min_area = float(scale_min_area)
         self.max_scale_rate = float(max_scale_rate)
@@ -324,7 +342,7 @@ class HungarianTracker(Tracker):
         self.reset()
 
     def reset(self) -> None:
-        self._tracks = TrackTable(self._app.bins)
+        self._tracks = TrackTable(self._app.bins, self.growth_model, self.max_predicted_growth)
         # Sparse track memory on the association grid: pixel coordinates and track slot (row of
         # self._tracks) of every remembered pixel; the last mask of each live track.
         self._mem_yx: torch.Tensor | None = None  # (2, K) float32 (row, column), in the frame the track was seen in

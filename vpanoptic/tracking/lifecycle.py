@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CONFIRMED", "LOST", "TENTATIVE", "TrackTable"]
+__all__ = ["CONFIRMED", "GROWTH_MODELS", "LOST", "TENTATIVE", "TrackTable"]
 
 TENTATIVE, CONFIRMED, LOST = 0, 1, 2
+GROWTH_MODELS = ("contact", "exponential")
 
 
 class TrackTable:
@@ -30,8 +31,9 @@ class TrackTable:
         centroid: ``(T, 2) float64`` (y, x) at `last_seen`, in current-frame coordinates
             (moved with the camera every frame).
         velocity: ``(T, 2) float64`` (y, x) pixels per second at `last_seen`, camera motion removed.
-        scale_rate: ``(T,) float64`` growth rate of the object's linear size, d log(size) / dt
-            per second (> 0: approaching the camera); 0 unless scale updates are given.
+        scale_rate: ``(T,) float64`` growth rate of the object's linear size at `last_seen`,
+            d log(size) / dt per second (> 0: approaching the camera); 0 unless scale updates
+            are given.
         area: ``(T,) float64`` pixels at `last_seen`.
         hits: ``(T,) int64`` number of frames matched.
         clipped: ``(T,) bool`` the mask at `last_seen` touched the frame border (cut off).
@@ -45,10 +47,27 @@ class TrackTable:
 
     Args:
         bins: colour histogram bins per track (0: none).
+        growth_model: how a track's size (and with it its speed) is extrapolated from its
+            growth rate r over a time dt:
+            "contact": 1 / size changes linearly in time (an object closing in on a pinhole
+            camera at a constant speed: the time to contact shrinks as it nears), the size is
+            multiplied by g = 1 / (1 - r dt), so the growth accelerates; "exponential": by
+            e^(r dt) (a constant rate). The two agree for small r dt; at low frame rates an
+            approaching car outgrows the exponential. In both the centre's offset from the
+            point the object approaches along grows with the size, so the centre moves by
+            velocity x (g - 1) / r.
+        max_growth: with "contact", the largest predicted growth of linear size (g diverges
+            as r dt nears 1: a noisy rate would blow the prediction up).
     """
 
-    def __init__(self, bins: int = 0):
+    def __init__(self, bins: int = 0, growth_model: str = "contact", max_growth: float = 1.7):
+        if growth_model not in GROWTH_MODELS:
+            raise ValueError(f"growth_model is {growth_model!r}; expected one of {', '.join(GROWTH_MODELS)}")
+        if not max_growth > 1:
+            raise ValueError(f"max_growth is {max_growth}; expected > 1")
         self.bins = int(bins)
+        self.contact = growth_model == "contact"
+        self.max_contact = 1.0 - 1.0 / float(max_growth)  # largest r dt the contact model extrapolates
         self.reset()
 
     def reset(self) -> None:
@@ -119,9 +138,11 @@ class TrackTable:
         Scale (an object approaching or receding: size and image speed grow or shrink
         together, as under a camera driving forward): where `scale_ok` ``(n,) bool`` is True
         (both masks large enough and clear of the frame border, so their area ratio is
-        trustworthy), the step's growth rate 0.5 * log(area ratio) / dt, clipped to
-        +-`max_scale_rate` per second, enters `scale_rate` with weight `smoothing`. The
-        velocity is then the one at the end of the step under exponential growth (see `predict`).
+        trustworthy), the step's growth rate at its end, clipped to +-`max_scale_rate` per
+        second, enters `scale_rate` with weight `smoothing`: for a growth G of linear size
+        (the root of the area ratio) over dt, (G - 1) / dt under the contact model, log(G) / dt
+        under the exponential one. The velocity is then the one at the end of the step under
+        that growth (see `predict`).
         """
         if not len(slots):
             return
@@ -129,21 +150,26 @@ class TrackTable:
         old = self.area[slots]
         rate = self.scale_rate[slots]  # [n]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            expected = old * np.exp(2 * rate * np.maximum(dt, 0))
+            expected = old * self.growth(rate * np.maximum(dt, 0)) ** 2
             change = np.maximum(expected, areas) / np.maximum(np.minimum(expected, areas), 1.0)
             good = (dt > 0) & np.isfinite(centroids).all(1) & (change <= max_area_change)
             first = self.hits[slots] == 1
             if scale_ok is not None and max_scale_rate > 0:
                 upd = good & np.asarray(scale_ok, bool) & (old > 0) & (areas > 0)
-                step_rate = np.clip(0.5 * np.log(areas / old) / dt, -max_scale_rate, max_scale_rate)
+                ratio = np.sqrt(areas / old)  # growth of linear size over the step
+                step_rate = (ratio - 1) / dt if self.contact else np.log(ratio) / dt  # the rate at its end
+                step_rate = np.clip(step_rate, -max_scale_rate, max_scale_rate)
                 new_rate = np.where(first, step_rate, smoothing * step_rate + (1 - smoothing) * rate)
                 rate = np.where(upd, new_rate, rate)
                 self.scale_rate[slots] = rate
-            # displacement D over dt under growth rate r: velocity at the end = D / dt * h(r dt),
-            # h(x) = x e^x / (e^x - 1) (1 for r = 0)
+            # displacement D over dt ending at growth rate r: velocity at the end = D / dt * h(r dt),
+            # contact: h(x) = 1 + x; exponential: h(x) = x e^x / (e^x - 1) (1 for r = 0)
             x = rate * dt
-            big = np.abs(x) > 1e-9
-            h = np.where(big, x * np.exp(x) / np.where(big, np.expm1(x), 1.0), 1.0)
+            if self.contact:
+                h = 1 + x
+            else:
+                big = np.abs(x) > 1e-9
+                h = np.where(big, x * np.exp(x) / np.where(big, np.expm1(x), 1.0), 1.0)
             step = (centroids - self.centroid[slots]) / dt[:, None] * h[:, None]  # [n, 2]; used where good
         velocity = self.velocity[slots]
         new_v = np.where(first[:, None], step, smoothing * step + (1 - smoothing) * velocity)
@@ -156,19 +182,27 @@ class TrackTable:
         if clipped is not None:
             self.clipped[slots] = clipped
 
+    def growth(self, x: np.ndarray) -> np.ndarray:
+        """Growth factor of linear size after a time dt at rate r, from ``x = r dt``:
+        1 / (1 - x) (x at most `max_contact`) under the contact model, e^x under the exponential."""
+        if self.contact:
+            return 1.0 / (1.0 - np.minimum(x, self.max_contact))
+        return np.exp(x)
+
     def predict(self, now: float, max_seconds: float) -> tuple[np.ndarray, np.ndarray]:
         """Predicted motion since `last_seen`: ``(shift (T, 2) (y, x) pixels, scale (T,))``.
 
-        Exponential growth at `scale_rate` r for dt = min(now - last_seen, max_seconds): the
-        size is multiplied by e^(r dt) and the centre moves by velocity x (e^(r dt) - 1) / r
-        (velocity x dt when r = 0): image speed grows with size, as for a static object seen
-        from a camera driving towards it.
+        Growth at `scale_rate` r for dt = min(now - last_seen, max_seconds): the size is
+        multiplied by g (`growth`) and the centre moves by velocity x (g - 1) / r (velocity x
+        dt when r = 0): image speed grows with size, as for a static object seen from a
+        camera driving towards it.
         """
         dt = np.clip(now - self.last_seen, 0.0, max_seconds)  # [T]
         x = self.scale_rate * dt
+        g = self.growth(x)
         small = np.abs(x) < 1e-9
-        factor = np.where(small, dt, np.expm1(x) / np.where(small, 1.0, self.scale_rate))  # [T]
-        return self.velocity * factor[:, None], np.exp(x)
+        factor = np.where(small, dt, (g - 1) / np.where(small, 1.0, self.scale_rate))  # [T]
+        return self.velocity * factor[:, None], g
 
     def states(self, now: float, min_hits: int) -> np.ndarray:
         """``(T,) int8`` TENTATIVE, CONFIRMED or LOST at frame time `now`."""
