@@ -109,6 +109,10 @@ def test_track_table_contact_model_predicts_an_object_closing_in_at_constant_spe
     assert table.predict(1.0, 1.0)[1][0] == pytest.approx(2 / 3)  # 10 -> 6.67 px: 1 / (1 + 0.5)
     table.scale_rate[0] = 3.0
     assert table.predict(1.0, 1.0)[1][0] == pytest.approx(1.5)  # 1 / (1 - 1.5) would diverge
+    # an averaged rate after a long gap (x = r dt < -1) never turns the velocity round
+    table.scale_rate[0] = -3.0
+    table.observe(slot, 1.5, np.array([[0.0, 10.0]]), np.array([100.0]), smoothing=0.5)
+    assert table.velocity[0, 1] >= 0
     with pytest.raises(ValueError, match="growth_model"):
         TrackTable(growth_model="linear")
     with pytest.raises(ValueError, match="max_growth"):

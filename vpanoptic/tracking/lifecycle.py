@@ -163,10 +163,11 @@ class TrackTable:
                 rate = np.where(upd, new_rate, rate)
                 self.scale_rate[slots] = rate
             # displacement D over dt ending at growth rate r: velocity at the end = D / dt * h(r dt),
-            # contact: h(x) = 1 + x; exponential: h(x) = x e^x / (e^x - 1) (1 for r = 0)
+            # contact: h(x) = 1 + x (>= 0: an averaged rate after a long gap can give x < -1,
+            # which would turn the velocity round); exponential: h(x) = x e^x / (e^x - 1) (1 for r = 0)
             x = rate * dt
             if self.contact:
-                h = 1 + x
+                h = np.maximum(1 + x, 0.0)
             else:
                 big = np.abs(x) > 1e-9
                 h = np.where(big, x * np.exp(x) / np.where(big, np.expm1(x), 1.0), 1.0)
