@@ -26,11 +26,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tracking_quality import SITUATIONS, clip_predictions  # noqa: E402
 
+from vpanoptic.config import TrackerConfig  # noqa: E402
 from vpanoptic.runtime import configure_threads  # noqa: E402
 from vpanoptic.synth.scenes import SCENARIOS  # noqa: E402
 from vpanoptic.tracking.lifecycle import GROWTH_MODELS, TrackTable  # noqa: E402
 
-SMOOTHING, AREA_CHANGE, SCALE_MIN_AREA, MAX_RATE, MAX_PREDICT_S = 0.5, 3.0, 400.0, 3.0, 0.5  # tracker defaults
+DEFAULTS = TrackerConfig()  # the tracker's motion settings, as `vpanoptic run` uses them
 
 
 def observations(gts, fps: float) -> dict[int, list[tuple]]:
@@ -50,19 +51,20 @@ def errors(seen: dict[int, list[tuple]], model: str, fps: float) -> tuple[list[f
     objects that were matched at least twice (so a velocity is known)."""
     centre_err, area_err = [], []
     for seq in seen.values():
-        table = TrackTable(growth_model=model)
+        table = TrackTable(growth_model=model, max_growth=DEFAULTS.max_predicted_growth)
         t0, y0, x0, a0, b0 = seq[0]
         slot = table.add(np.array([1]), t0, np.array([[y0, x0]]), np.array([a0]), np.array([b0]))
         for t, y, x, a, border in seq[1:]:
-            shift, scale = table.predict(t, MAX_PREDICT_S)
+            shift, scale = table.predict(t, DEFAULTS.max_predict_seconds)
             if not border and not table.clipped[0] and table.hits[0] >= 2 and t - table.last_seen[0] < 1.5 / fps:
                 py, px = table.centroid[0] + shift[0]
                 pa = table.area[0] * scale[0] ** 2
                 centre_err.append(float(np.hypot(py - y, px - x) / np.sqrt(max(pa, a, 16.0))))
                 area_err.append(abs(float(np.log(pa / a))))
-            ok = np.array([not border and not table.clipped[0] and min(a, table.area[0]) >= SCALE_MIN_AREA])
-            table.observe(slot, t, np.array([[y, x]]), np.array([a]), SMOOTHING, AREA_CHANGE,
-                          scale_ok=ok, max_scale_rate=MAX_RATE, clipped=np.array([border]))
+            ok = np.array([not border and not table.clipped[0] and min(a, table.area[0]) >= DEFAULTS.scale_min_area])
+            table.observe(slot, t, np.array([[y, x]]), np.array([a]), DEFAULTS.velocity_smoothing,
+                          DEFAULTS.velocity_area_change, scale_ok=ok, max_scale_rate=DEFAULTS.max_scale_rate,
+                          clipped=np.array([border]))
     return centre_err, area_err
 
 
