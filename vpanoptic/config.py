@@ -198,10 +198,13 @@ class TrackerConfig:
         colour_boundary_weight: a thing's boundary pixels (noisy in a model's masks) count
         this much of an interior pixel in its histogram, 0..1 (1 = every pixel alike).
     reid_distance: re-identification pass for what is left: same class, colour distance at
-        most reid_colour, centres within this many object sizes, areas at most
-        reid_area_ratio apart (0 = off; needs images). takeover_hits: a track matched at most
-        this many times, first seen after a lost track was last seen, hands its segment to
-        that track when they pass the same gates (0 = off).
+        most reid_colour, centres within this many object sizes, an area within a factor
+        reid_area_ratio of anything from the predicted to the full area (0 = off; needs
+        images). takeover_hits: a track matched at most this many times, first seen after a
+        lost track was last seen, hands its segment to that track when they pass the same
+        gates (0 = off). full_area_seconds: a track's full area is the largest it was seen
+        with, fading with this time constant (s): an object that shrank behind an occluder
+        comes back whole (0 = the predicted area only).
     """
 
     name: str = "hungarian"
@@ -249,6 +252,7 @@ class TrackerConfig:
     reid_colour: float = 0.35
     reid_area_ratio: float = 8.0
     takeover_hits: int = 3
+    full_area_seconds: float = 2.0
 
     def __post_init__(self):
         _check(
@@ -264,7 +268,7 @@ class TrackerConfig:
             _check(getattr(self, key) >= 1, f"tracker.{key} is {getattr(self, key)}; expected >= 1")
         for key in ("max_lost_seconds", "tentative_max_lost_seconds", "max_center_distance", "max_pixels",
                     "max_predict_seconds", "center_weight", "appearance_weight",
-                    "reid_distance", "growth_center_distance"):
+                    "reid_distance", "growth_center_distance", "full_area_seconds"):
             _check(getattr(self, key) >= 0, f"tracker.{key} is {getattr(self, key)}; expected >= 0")
         _check(
             0 < self.velocity_smoothing <= 1,

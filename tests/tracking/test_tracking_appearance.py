@@ -280,6 +280,24 @@ def test_reid_follows_a_near_object_that_grew_between_frames(reid_area_ratio, ke
     assert (ids[2][1] == ids[0][1]) == kept
 
 
+@pytest.mark.parametrize("full_area_seconds, kept", [(2.0, True), (0.0, False)])
+def test_reid_finds_an_object_back_at_full_size_after_it_shrank_behind_an_occluder(full_area_seconds, kept):
+    """A red person (16 x 16 px) is cut from the right by an occluder over three frames down
+    to a 1 px sliver (its centre moves left as it shrinks), is hidden for two frames and
+    comes back whole 1.5 sizes to the right: no overlap, beyond the centre pass, 16 times the
+    sliver's area (more than reid_area_ratio 8) but the area it had before the occluder."""
+    def person(x0, x1):
+        return [(1, RED, (20, 36, x0, x1))]
+
+    frames = [person(10, 26)] * 3 + [person(10, 22), person(10, 16), person(10, 11), [], []] + [person(34, 50)] * 2
+    clip = [frame_with(objs, 0.1 * k, k) for k, objs in enumerate(frames)]
+    tracker = HungarianTracker(camera_motion=False, full_area_seconds=full_area_seconds)
+    ids = run(tracker, clip)
+    assert ids[5][1] == ids[0][1]  # the sliver still continues the track by overlap
+    assert (ids[8][1] == ids[0][1]) == kept and (ids[9][1] == ids[0][1]) == kept
+    assert tracker.reid_area_ratio < 16
+
+
 @pytest.mark.parametrize("takeover_hits", [3, 0])
 def test_a_young_track_hands_a_returning_object_back_to_its_old_track(takeover_hits):
     """A person (red over blue) is seen 4 times, hidden for 2 frames, and comes back 20 px to

@@ -213,6 +213,30 @@ def test_track_table_states():
     assert table.expired(0.5, 2, max_lost_seconds=1.0, tentative_max_lost_seconds=0.3).tolist() == [False, True]
 
 
+def test_full_area_is_the_largest_area_seen_fading_and_following_the_zoom():
+    table = TrackTable(full_area_seconds=2.0)
+    slot = table.add(np.array([PERSON]), 0.0, np.zeros((1, 2)), np.array([400.0]))
+    assert table.full_area[0] == 400.0
+    table.observe(slot, 0.5, np.zeros((1, 2)), np.array([100.0]), smoothing=0.5)  # cut by an occluder
+    assert table.area[0] == 100.0
+    assert table.full_area[0] == pytest.approx(400.0 * np.exp(-0.25))
+    table.warp[slot] = (2.0, 0.0, 0.0)  # the camera zoomed in 2x before the next sighting
+    table.observe(slot, 1.0, np.zeros((1, 2)), np.array([50.0]), smoothing=0.5)
+    assert table.full_area[0] == pytest.approx(400.0 * np.exp(-0.5) * 4)
+    table.observe(slot, 1.1, np.zeros((1, 2)), np.array([5000.0]), smoothing=0.5)  # larger: taken as it is
+    assert table.full_area[0] == 5000.0
+    table.keep(np.array([True]))
+    assert table.full_area.tolist() == [5000.0]
+    plain = TrackTable(full_area_seconds=0.0)  # no memory: the last area
+    slot = plain.add(np.array([PERSON]), 0.0, np.zeros((1, 2)), np.array([400.0]))
+    plain.observe(slot, 0.1, np.zeros((1, 2)), np.array([100.0]), smoothing=0.5)
+    assert plain.full_area[0] == 100.0
+    with pytest.raises(ValueError, match="full_area_seconds"):
+        TrackTable(full_area_seconds=-1.0)
+    with pytest.raises(ValueError, match="full_area_seconds"):
+        HungarianTracker(full_area_seconds=-1.0)
+
+
 def test_greedy_baseline_loses_the_id_after_a_miss_hungarian_does_not():
     car = [(CAR, 1, (2, 8, 2, 10))]
     frames = [car, [], car]

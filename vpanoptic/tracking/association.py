@@ -12,7 +12,9 @@ histograms. Each pass sees only the tracks and things that the earlier ones left
   (`max_center_distance`); with `center_weight` > 0 it is merged into 5a and 5b instead;
 - 5d: re-identification by colour near the predicted centre
   (`AppearanceCue.reid_radius`; for a lost track, anywhere between where its prediction
-  stopped and where constant velocity would have taken it since it was last seen), for
+  stopped and where constant velocity would have taken it since it was last seen), at any
+  area from the predicted one up to the track's full area (the largest it was seen with
+  lately: an object that shrank behind an occluder may come back whole), for
   confident segments only: a low-score segment continues a track by overlap (5b) or centre
   (5c), never by colour at a distance (most low-score segments are false positives, and one
   taken by a lost track keeps it alive and spreads its id over them);
@@ -185,6 +187,7 @@ class _Passes:
         self.retired = np.zeros(n_tracks, bool)  # [T] young tracks that handed their segment on (5f)
         self.pred_centre = tracks.centroid + shift  # [T, 2] predicted (y, x)
         self.pred_area = tracks.area * (scale * tracks.warp[:, 0]) ** 2  # [T] predicted area
+        self.pred_full_area = tracks.full_area * (scale * tracks.warp[:, 0]) ** 2  # [T] ... before occlusion, >= it
         self.confident = (
             scores >= params.high_score_threshold if params.low_score_pass else np.ones(n_cur, bool)
         )  # [M]
@@ -289,11 +292,22 @@ class _Passes:
             reach = np.minimum(reach, self._centre(rows, cols, far_centre))
         return reach
 
+    def _reid_area_ratio(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``(R, C)`` how far the areas of things `cols` lie outside the range of tracks
+        `rows` from predicted area to predicted full area (`TrackTable.full_area`): the factor
+        to the nearer end, 1 within. A lost object that shrank behind an occluder may come back
+        at any size up to its full one."""
+        small = self.p.small_object_area
+        low = np.maximum(self.pred_area[rows], small)[:, None]
+        high = np.maximum(self.pred_full_area[rows], small)[:, None]
+        area = np.maximum(self.areas[cols], small)[None, :]
+        return np.maximum(np.maximum(low / area, area / high), 1.0)
+
     def takeover(self) -> None:
         """5f: a young track (matched at most `takeover_hits` times, first seen after a lost
         track was last seen) hands the segment it matched to that lost track when they pass
         the re-identification gates: one class, similar colour, within `reid_radius` object
-        sizes of where the lost one may be, areas at most `reid_area_ratio` apart. An object
+        sizes of where the lost one may be, areas within `reid_area_ratio` (`_reid_area_ratio`). An object
         that came back from behind an occluder first as a sliver (too unlike it to be
         recognised) and got a new track then takes its old id back; the young track retires."""
         p, tracks = self.p, self.tracks
@@ -321,14 +335,15 @@ class _Passes:
         """The re-identification gates and cost between tracks `rows` and things `cols` (5d,
         5f): ``(ok, cost)``, each ``(R, C)``: pairs of one class and similar colour, within
         `reid_radius` object sizes of where the track may be (`_reach`, from the predicted
-        `centre` distances when given) and with areas at most `reid_area_ratio` apart; cost
-        = that distance + colour."""
+        `centre` distances when given) and with an area within `reid_area_ratio` of the
+        track's range from predicted to full area (`_reid_area_ratio`); cost = that distance
+        + colour."""
         sub = np.ix_(rows, cols)
         reach = self._reach(rows, cols, centre)
         ok = (
             self.may_match[sub]
             & self.app.similar(self.app_dist[sub])
-            & (self._area_ratio(rows, cols) <= self.p.reid_area_ratio)
+            & (self._reid_area_ratio(rows, cols) <= self.p.reid_area_ratio)
             & (reach <= self.app.reid_radius)
         )
         return ok, reach + self.app_cost[sub]

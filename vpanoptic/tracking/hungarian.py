@@ -174,14 +174,21 @@ class HungarianTracker(Tracker):
             reid_distance object sizes of the predicted centre, or of the centre
             extrapolated at constant velocity for the whole time lost (up to
             `max_lost_seconds`: an object hidden longer than `max_predict_seconds` has walked
-            on behind its occluder), with areas at most `reid_area_ratio` apart (more than the
-            centre pass allows: a near car at a low frame rate grows several times between
-            frames; colour vouches for it). histogram_bits: 2^bits levels per RGB channel.
+            on behind its occluder), with an area within `reid_area_ratio` of anything from
+            the track's predicted area to its full area (more than the centre pass allows: a
+            near car at a low frame rate grows several times between frames; colour vouches
+            for it). histogram_bits: 2^bits levels per RGB channel.
             colour_boundary_weight: a thing's boundary pixels (a grid neighbour outside it,
             where a model's masks are noisy) count this much of an interior pixel in its
             histogram, in [0, 1]; 1 = every pixel alike.
             Weight, gate and reid_distance all 0 = off (no pixels read); off by itself on
             frames without pixels.
+        full_area_seconds: each track remembers its full area, the largest area it was seen
+            with, fading by e^(-dt / this) over time dt (s): its size before an occluder began
+            to cut it. Re-identification (5d, 5f) accepts any area from the predicted one up
+            to the full one (predicted alike), widened by `reid_area_ratio`, so a person who
+            shrank to a sliver behind someone comes back whole with their id. 0: the
+            predicted area only.
         device: where the IoU histogram is computed; defaults to the id map's device.
     """
 
@@ -230,6 +237,7 @@ class HungarianTracker(Tracker):
         reid_colour: float = 0.35,
         reid_area_ratio: float = 8.0,
         takeover_hits: int = 3,
+        full_area_seconds: float = 2.0,
         histogram_bits: int = 3,
         colour_boundary_weight: float = 0.25,
         device: str | torch.device | None = None,
@@ -312,8 +320,9 @@ class HungarianTracker(Tracker):
         if not 0 < outside_min_iou <= 1:
             raise ValueError(f"outside_min_iou is {outside_min_iou}; expected 0 < x <= 1")
         self.outside_min_iou = float(outside_min_iou)
-        TrackTable(0, growth_model, max_predicted_growth)  # checks both (ValueError)
+        TrackTable(0, growth_model, max_predicted_growth, full_area_seconds)  # checks them (ValueError)
         self.growth_model, self.max_predicted_growth = growth_model, float(max_predicted_growth)
+        self.full_area_seconds = float(full_area_seconds)
         self.scale_prediction = bool(scale_prediction)
         self.scale_min_area = float(scale_min_area)
         self.max_scale_rate = float(max_scale_rate)
@@ -342,7 +351,7 @@ class HungarianTracker(Tracker):
         self.reset()
 
     def reset(self) -> None:
-        self._tracks = TrackTable(self._app.bins, self.growth_model, self.max_predicted_growth)
+        self._tracks = TrackTable(self._app.bins, self.growth_model, self.max_predicted_growth, self.full_area_seconds)
         # Sparse track memory on the association grid: pixel coordinates and track slot (row of
         # self._tracks) of every remembered pixel; the last mask of each live track.
         self._mem_yx: torch.Tensor | None = None  # (2, K) float32 (row, column), in the frame the track was seen in

@@ -35,6 +35,9 @@ class TrackTable:
             d log(size) / dt per second (> 0: approaching the camera); 0 unless scale updates
             are given.
         area: ``(T,) float64`` pixels at `last_seen`.
+        full_area: ``(T,) float64`` the largest area the track was seen with, fading by
+            e^(-dt / `full_area_seconds`) over time dt and following the camera's zoom, as of
+            `last_seen` (>= `area`): its size before an occluder began to cut it.
         hits: ``(T,) int64`` number of frames matched.
         clipped: ``(T,) bool`` the mask at `last_seen` touched the frame border (cut off).
         warp: ``(T, 3) float64`` (k, by, bx): the camera's motion since `last_seen`, per track,
@@ -58,13 +61,19 @@ class TrackTable:
             velocity x (g - 1) / r.
         max_growth: with "contact", the largest predicted growth of linear size (g diverges
             as r dt nears 1: a noisy rate would blow the prediction up).
+        full_area_seconds: time constant (s) of the fading of `full_area`; 0: it is the last area.
     """
 
-    def __init__(self, bins: int = 0, growth_model: str = "contact", max_growth: float = 1.7):
+    def __init__(
+        self, bins: int = 0, growth_model: str = "contact", max_growth: float = 1.7, full_area_seconds: float = 2.0
+    ):
         if growth_model not in GROWTH_MODELS:
             raise ValueError(f"growth_model is {growth_model!r}; expected one of {', '.join(GROWTH_MODELS)}")
         if not max_growth > 1:
             raise ValueError(f"max_growth is {max_growth}; expected > 1")
+        if not full_area_seconds >= 0:
+            raise ValueError(f"full_area_seconds is {full_area_seconds}; expected >= 0")
+        self.full_area_seconds = float(full_area_seconds)
         self.bins = int(bins)
         self.contact = growth_model == "contact"
         self.max_contact = 1.0 - 1.0 / float(max_growth)  # largest r dt the contact model extrapolates
@@ -80,6 +89,7 @@ class TrackTable:
         self.velocity = np.zeros((0, 2), np.float64)
         self.scale_rate = np.zeros(0, np.float64)
         self.area = np.zeros(0, np.float64)
+        self.full_area = np.zeros(0, np.float64)
         self.hits = np.zeros(0, np.int64)
         self.clipped = np.zeros(0, bool)
         self.warp = np.zeros((0, 3), np.float64)
@@ -107,6 +117,7 @@ class TrackTable:
         self.velocity = np.concatenate([self.velocity, np.zeros((n, 2))])
         self.scale_rate = np.concatenate([self.scale_rate, np.zeros(n)])
         self.area = np.concatenate([self.area, np.asarray(areas, np.float64)])
+        self.full_area = np.concatenate([self.full_area, np.asarray(areas, np.float64)])
         self.hits = np.concatenate([self.hits, np.ones(n, np.int64)])
         self.clipped = np.concatenate([self.clipped, np.zeros(n, bool) if clipped is None else np.asarray(clipped, bool)])
         self.warp = np.concatenate([self.warp, np.tile([1.0, 0.0, 0.0], (n, 1))])
@@ -143,6 +154,9 @@ class TrackTable:
         (the root of the area ratio) over dt, (G - 1) / dt under the contact model, log(G) / dt
         under the exponential one. The velocity is then the one at the end of the step under
         that growth (see `predict`).
+
+        `full_area` becomes the larger of the new area and the old full area, zoomed by the
+        camera since `last_seen` and faded by e^(-dt / `full_area_seconds`).
         """
         if not len(slots):
             return
@@ -172,6 +186,11 @@ class TrackTable:
                 big = np.abs(x) > 1e-9
                 h = np.where(big, x * np.exp(x) / np.where(big, np.expm1(x), 1.0), 1.0)
             step = (centroids - self.centroid[slots]) / dt[:, None] * h[:, None]  # [n, 2]; used where good
+        if self.full_area_seconds > 0:
+            fade = np.exp(-np.maximum(dt, 0.0) / self.full_area_seconds) * self.warp[slots, 0] ** 2
+            self.full_area[slots] = np.maximum(areas, self.full_area[slots] * fade)
+        else:
+            self.full_area[slots] = areas
         velocity = self.velocity[slots]
         new_v = np.where(first[:, None], step, smoothing * step + (1 - smoothing) * velocity)
         self.velocity[slots] = np.where(good[:, None], new_v, velocity)
@@ -218,5 +237,5 @@ class TrackTable:
 
     def keep(self, mask: np.ndarray) -> None:
         """Keep only the rows where `mask` ``(T,) bool`` is True (in order)."""
-        for name in ("ids", "categories", "last_seen", "born", "centroid", "velocity", "scale_rate", "area", "hits", "clipped", "warp", "sample_step", "histogram", "hist_root"):
+        for name in ("ids", "categories", "last_seen", "born", "centroid", "velocity", "scale_rate", "area", "full_area", "hits", "clipped", "warp", "sample_step", "histogram", "hist_root"):
             setattr(self, name, getattr(self, name)[mask])
