@@ -307,9 +307,10 @@ class _Passes:
         """5f: a young track (matched at most `takeover_hits` times, first seen after a lost
         track was last seen) hands the segment it matched to that lost track when they pass
         the re-identification gates: one class, similar colour, within `reid_radius` object
-        sizes of where the lost one may be, areas within `reid_area_ratio` (`_reid_area_ratio`). An object
-        that came back from behind an occluder first as a sliver (too unlike it to be
-        recognised) and got a new track then takes its old id back; the young track retires."""
+        sizes of where the lost one may be, an area within `reid_area_ratio` of its range
+        (`_reid_area_ratio`). An object that came back from behind an occluder first as a
+        sliver (too unlike it to be recognised) and got a new track then takes its old id
+        back; the young track retires."""
         p, tracks = self.p, self.tracks
         if not p.takeover_hits or not self.app.reid_radius > 0:
             return

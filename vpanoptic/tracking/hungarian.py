@@ -32,9 +32,11 @@ subsampled on a regular grid (`max_pixels`) and large masks are remembered on a 
    overlap), and all but the last weigh it into their cost; a further pass (5d)
    re-identifies left-over tracks by colour near their predicted centre (for a lost track:
    anywhere between where its prediction stopped and where constant velocity would have
-   taken it since it was last seen; confident segments only); then (5e) a track and a
-   segment left over that are each other's only candidate are paired even when their areas
-   differ a lot (an object stepping out from behind another, `max_growth_ratio`); last (5f)
+   taken it since it was last seen; at any area up to the track's full area, the largest
+   it was seen with lately, `full_area_seconds`; confident segments only); then (5e) a
+   track and a segment left over that are each other's only candidate are paired even when
+   their areas differ a lot (an object stepping out from behind another,
+   `max_growth_ratio`); last (5f)
    a young track hands the segment it matched to a lost track that passes the
    re-identification gates and retires (`takeover_hits`);
 6. life cycle (`lifecycle.py`): matched tracks update, unmatched segments start tentative

@@ -237,5 +237,8 @@ class TrackTable:
 
     def keep(self, mask: np.ndarray) -> None:
         """Keep only the rows where `mask` ``(T,) bool`` is True (in order)."""
-        for name in ("ids", "categories", "last_seen", "born", "centroid", "velocity", "scale_rate", "area", "full_area", "hits", "clipped", "warp", "sample_step", "histogram", "hist_root"):
+        for name in (
+            "ids", "categories", "last_seen", "born", "centroid", "velocity", "scale_rate", "area", "full_area",
+            "hits", "clipped", "warp", "sample_step", "histogram", "hist_root",
+        ):
             setattr(self, name, getattr(self, name)[mask])
