@@ -184,8 +184,10 @@ class TrackerConfig:
         accelerates) or "exponential"; max_predicted_growth: largest predicted growth of
         linear size under "contact".
     max_outside_fraction: a lost or unmatched track predicted more than this fraction outside
-        the frame is removed (1 = never), and may only be matched to a segment its prediction
-        overlaps by at least outside_min_iou.
+        the frame has left the view (1 = never): it may only be matched to a segment its
+        prediction overlaps by at least outside_min_iou, or, departed, to one coming back in
+        at the border within reentry_distance object sizes of where it was last seen (0 =
+        departed tracks are removed).
     mask_samples: masks above 4x this many grid pixels are remembered on a sub-grid of about
         this many pixels (IoU estimated from samples; 0 = every pixel).
     max_pixels: larger frames are subsampled on a grid for association (0 = never).
@@ -240,6 +242,7 @@ class TrackerConfig:
     max_predicted_growth: float = 1.7
     max_outside_fraction: float = 0.5
     outside_min_iou: float = 0.5
+    reentry_distance: float = 2.0
     mask_samples: int = 1024
     max_pixels: int = 250_000
     appearance_weight: float = 0.5
@@ -268,7 +271,7 @@ class TrackerConfig:
             _check(getattr(self, key) >= 1, f"tracker.{key} is {getattr(self, key)}; expected >= 1")
         for key in ("max_lost_seconds", "tentative_max_lost_seconds", "max_center_distance", "max_pixels",
                     "max_predict_seconds", "center_weight", "appearance_weight",
-                    "reid_distance", "growth_center_distance", "full_area_seconds"):
+                    "reid_distance", "growth_center_distance", "full_area_seconds", "reentry_distance"):
             _check(getattr(self, key) >= 0, f"tracker.{key} is {getattr(self, key)}; expected >= 0")
         _check(
             0 < self.velocity_smoothing <= 1,

@@ -298,6 +298,25 @@ def test_reid_finds_an_object_back_at_full_size_after_it_shrank_behind_an_occlud
     assert tracker.reid_area_ratio < 16
 
 
+@pytest.mark.parametrize("reentry_distance, kept", [(2.0, True), (0.0, False)])
+def test_a_person_who_stepped_out_of_view_and_back_keeps_the_id(reentry_distance, kept):
+    """A red person walks out at the right border (gone for two frames) and steps back in
+    where they left: their departed track takes them back (colour, border, 2 object sizes).
+    A blue newcomer entering at the same place later is not taken for them."""
+    def person(x0, colour=RED, label=1):
+        return [(label, colour, (20, 36, x0, min(x0 + 10, W)))]
+
+    frames = [person(x) for x in (38, 44, 50, 56)] + [[], []] + [person(52), person(50)]
+    clip = [frame_with(objs, 0.1 * k, k) for k, objs in enumerate(frames)]
+    tracker = HungarianTracker(camera_motion=False, reentry_distance=reentry_distance)
+    ids = run(tracker, clip)
+    assert (ids[6][1] == ids[0][1]) == kept and ids[7][1] == ids[6][1]
+    tracker.reset()
+    stranger = [frame_with(objs, 0.1 * k, k) for k, objs in enumerate(frames[:6] + [person(52, BLUE, 2)])]
+    ids = run(tracker, stranger)
+    assert ids[6][2] != ids[0][1]
+
+
 @pytest.mark.parametrize("takeover_hits", [3, 0])
 def test_a_young_track_hands_a_returning_object_back_to_its_old_track(takeover_hits):
     """A person (red over blue) is seen 4 times, hidden for 2 frames, and comes back 20 px to

@@ -145,8 +145,8 @@ def test_an_approaching_car_missed_for_a_frame_keeps_its_id_with_growth_predicti
 def test_a_track_that_left_the_frame_does_not_claim_a_newcomer_at_the_border():
     shape = (20, 60)
     results = {}
-    for fraction in (0.5, 1.0):
-        tracker = HungarianTracker(camera_motion=False, max_outside_fraction=fraction)
+    for fraction, reentry in ((0.5, 0.0), (0.5, 2.0), (1.0, 0.0)):
+        tracker = HungarianTracker(camera_motion=False, max_outside_fraction=fraction, reentry_distance=reentry)
         first = None
         for k in range(8):  # car 1 drives out to the right at 6 px per frame
             pf = tracker.update(frame_with([(1, (5, 13, 20 + 6 * k, 32 + 6 * k))], k * 0.1, k, shape))
@@ -154,11 +154,15 @@ def test_a_track_that_left_the_frame_does_not_claim_a_newcomer_at_the_border():
         # car 2 backs in at the same border two frames later, overlapping where car 1 would be
         tracker.update(frame_with([], 0.8, 8, shape))
         pf = tracker.update(frame_with([(2, (5, 13, 52, 60))], 0.9, 9, shape))
-        results[fraction] = (first, ids_by_truth(pf)[2], tracker.num_tracks)
-    first, newcomer, live = results[0.5]
+        results[fraction, reentry] = (first, ids_by_truth(pf)[2], tracker.num_tracks)
+    first, newcomer, live = results[0.5, 0.0]
     assert newcomer != first and live == 1  # car 1's track was removed when it left
-    first, newcomer, live = results[1.0]
+    first, newcomer, live = results[0.5, 2.0]
+    assert newcomer != first and live == 2  # departed: kept, but not matched by overlap
+    first, newcomer, live = results[1.0, 0.0]
     assert newcomer != first and live == 2  # without the rule the stale track lingers
+    with pytest.raises(ValueError, match="reentry_distance"):
+        HungarianTracker(reentry_distance=-1.0)
 
 
 def test_a_car_missed_as_it_drives_out_keeps_its_id_where_its_prediction_overlaps():

@@ -30,7 +30,9 @@ higher cost (`lost_penalty`; or strictly after, `lost_last`). Every pass is gate
 and by the colour gate, and a lost track predicted out of the frame has left
 (`max_outside_fraction`: it may not claim a newcomer, unless its predicted mask overlaps
 the segment by an IoU of at least `outside_min_iou`: the object is still there, cut by the
-border); 5a and 5b are also gated by a
+border); a track that left and stayed unmatched has departed (`TrackTable.departed`): only
+5d and 5f may match it, to a segment coming back in at the border within
+`reentry_distance` object sizes of where it was last seen; 5a and 5b are also gated by a
 minimum IoU (or containment, for masks that grow and shrink), and all but 5e weigh the
 colour distance into their cost. The thresholds are the `HungarianTracker` arguments of
 the same names (documented there), gathered in `AssociationParams`.
@@ -73,6 +75,7 @@ class AssociationParams:
     small_object_area: float
     max_outside_fraction: float
     outside_min_iou: float
+    reentry_distance: float
     motion_prediction: bool
     max_lost_seconds: float
 
@@ -117,6 +120,7 @@ def associate(
     scores: np.ndarray,
     centroids: np.ndarray,
     areas: np.ndarray,
+    clipped: np.ndarray,
     hists: np.ndarray,
     iou: np.ndarray,
     contain: np.ndarray,
@@ -132,8 +136,9 @@ def associate(
         tracks: the live tracks; their centres and areas as of the last frame seen, already
             carried into this frame by the camera (`warp` still to apply to the area).
         categories: ``(M,) int64`` class of each current thing; scores: ``(M,)`` in [0, 1].
-        centroids: ``(M, 2)`` (y, x) grid pixels; areas: ``(M,)`` grid pixels;
-            hists: ``(M, bins)`` colour histograms (`AppearanceCue.histograms`).
+        centroids: ``(M, 2)`` (y, x) grid pixels; areas: ``(M,)`` grid pixels; clipped:
+            ``(M,) bool`` touching the frame border; hists: ``(M, bins)`` colour histograms
+            (`AppearanceCue.histograms`).
         iou, contain: ``(T, M) float64`` IoU and containment (intersection over the smaller
             area) of each track's predicted mask with each thing; inside: ``(T,)`` fraction
             of each predicted mask inside the frame.
@@ -148,7 +153,8 @@ def associate(
     if not (n_tracks and n_cur):
         return np.full(n_cur, -1, np.int64), np.ones(n_tracks, bool), np.zeros(n_tracks, bool)
     passes = _Passes(
-        params, app, tracks, now, prev_time, categories, scores, centroids, areas, hists, iou, inside, shift, scale
+        params, app, tracks, now, prev_time, categories, scores, centroids, areas, clipped, hists, iou, inside, shift,
+        scale,
     )
     passes.overlap(iou, contain)  # 5a, 5b (with 5c when joint)
     passes.centre_and_reid()  # 5c, 5d
@@ -173,6 +179,7 @@ class _Passes:
         scores: np.ndarray,
         centroids: np.ndarray,
         areas: np.ndarray,
+        clipped: np.ndarray,
         hists: np.ndarray,
         iou: np.ndarray,
         inside: np.ndarray,
@@ -203,7 +210,17 @@ class _Passes:
         # prediction overlaps the segment well (the object is still there, cut by the border)
         left = ~self.recent & (inside < 1 - params.max_outside_fraction)  # [T]
         same_class = tracks.categories[:, None] == categories[None, :]  # [T, M]
-        self.may_match = same_class & (~left[:, None] | (iou >= params.outside_min_iou)) & app_ok  # [T, M]
+        departed = tracks.departed[:, None]  # [T, 1] left the view earlier: matched only on re-entry
+        self.may_match = same_class & (~left[:, None] | (iou >= params.outside_min_iou)) & app_ok & ~departed  # [T, M]
+        # 5d and 5f also let a track that left the view take a segment coming back in: one
+        # touching the border within `reentry_distance` object sizes of where it was last seen
+        self.may_reid = self.may_match
+        if params.reentry_distance > 0 and (left.any() or departed.any()):
+            back = clipped[None, :] & (
+                centre_distance(tracks.centroid, tracks.area * tracks.warp[:, 0] ** 2, centroids, areas,
+                                params.small_object_area) <= params.reentry_distance
+            )  # [T, M]
+            self.may_reid = self.may_match | (same_class & app_ok & (left[:, None] | departed) & back)
 
     def _match(self, rows: np.ndarray, cols: np.ndarray) -> None:
         """Record the pairs (`rows` track slots, `cols` thing indices) as matched."""
@@ -342,7 +359,7 @@ class _Passes:
         sub = np.ix_(rows, cols)
         reach = self._reach(rows, cols, centre)
         ok = (
-            self.may_match[sub]
+            self.may_reid[sub]
             & self.app.similar(self.app_dist[sub])
             & (self._reid_area_ratio(rows, cols) <= self.p.reid_area_ratio)
             & (reach <= self.app.reid_radius)

@@ -17,7 +17,8 @@ subsampled on a regular grid (`max_pixels`) and large masks are remembered on a 
    (`motion_prediction`): fast objects and short occlusions still overlap their prediction;
    with `scale_prediction` it is also scaled about its centre by the track's growth rate
    (objects approaching a forward-driving camera grow and speed up; `growth_model`); a lost
-   track whose prediction has left the frame is dropped (`max_outside_fraction`);
+   track whose prediction has left the frame has departed (`max_outside_fraction`): it is
+   matched only to an object coming back into view near where it left (`reentry_distance`);
 4. the IoU of predicted masks with current things comes from one histogram (`cost.py`):
    every remembered pixel, moved by its track's transform, reads the label under it in a
    label map framed by a ring of "outside";
@@ -155,10 +156,16 @@ class HungarianTracker(Tracker):
         max_outside_fraction: a track whose predicted mask lies more than this fraction outside
             the frame has left the view: if it was not matched in the previous frame it may not
             be matched (it cannot claim a newcomer entering at that border), and if it is left
-            unmatched it is removed. 1 disables it.
+            unmatched it has departed (see `reentry_distance`). 1 disables it.
         outside_min_iou: ... except to a segment its predicted mask overlaps by at least this
             IoU: the object is still there, cut by the border (a car missed for a frame as it
             drives out of view).
+        reentry_distance: a departed track is kept until `max_lost_seconds` and matches
+            nothing but a confident segment coming back into view: touching the frame border,
+            within this many object sizes of where the track was last seen (moved with the
+            camera), and passing the re-identification gates (5d, 5f: colour within
+            reid_colour, area): a person at the edge of a crowd who stepped out and back, or
+            the camera shaking or panning back. 0: departed tracks are removed at once.
         mask_samples: a remembered mask of at least 4x this many grid pixels keeps only the
             pixels of a regular sub-grid of step m (the power of two with m² <= area /
             mask_samples < 4 m²), each standing for m² pixels: IoU of large masks is estimated
@@ -229,6 +236,7 @@ class HungarianTracker(Tracker):
         max_predicted_growth: float = 1.7,
         max_outside_fraction: float = 0.5,
         outside_min_iou: float = 0.5,
+        reentry_distance: float = 2.0,
         mask_samples: int = 1024,
         max_pixels: int = 250_000,
         appearance_weight: float = 0.5,
@@ -322,6 +330,9 @@ class HungarianTracker(Tracker):
         if not 0 < outside_min_iou <= 1:
             raise ValueError(f"outside_min_iou is {outside_min_iou}; expected 0 < x <= 1")
         self.outside_min_iou = float(outside_min_iou)
+        if not reentry_distance >= 0:
+            raise ValueError(f"reentry_distance is {reentry_distance}; expected >= 0 (0 = off)")
+        self.reentry_distance = float(reentry_distance)
         TrackTable(0, growth_model, max_predicted_growth, full_area_seconds)  # checks them (ValueError)
         self.growth_model, self.max_predicted_growth = growth_model, float(max_predicted_growth)
         self.full_area_seconds = float(full_area_seconds)
@@ -456,6 +467,7 @@ class HungarianTracker(Tracker):
             scores=scores,
             centroids=centroids,
             areas=areas,
+            clipped=clipped,
             hists=hists,
             iou=iou,
             contain=contain,
@@ -484,7 +496,10 @@ class HungarianTracker(Tracker):
             max_scale_rate=self.max_scale_rate if self.scale_prediction and self.motion_prediction else 0.0,
             clipped=clipped[matched],
         )
-        gone = free_t & (inside < 1 - self.max_outside_fraction)  # [T_old]
+        gone = free_t & (inside < 1 - self.max_outside_fraction)  # [T_old] left the view
+        if self.reentry_distance > 0:  # kept, departed: matched only if it comes back in
+            tracks.departed[: gone.size] |= gone
+            gone[:] = False
         new = np.flatnonzero(~matched)
         track_of[new] = tracks.add(cats[new], now, centroids[new], areas[new], clipped[new])
         # every thing's track takes in its colours (a new track, still without any, takes them as they are)

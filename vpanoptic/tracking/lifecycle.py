@@ -38,6 +38,8 @@ class TrackTable:
         full_area: ``(T,) float64`` the largest area the track was seen with, fading by
             e^(-dt / `full_area_seconds`) over time dt and following the camera's zoom, as of
             `last_seen` (>= `area`): its size before an occluder began to cut it.
+        departed: ``(T,) bool`` the track left the view (unmatched while predicted mostly
+            outside the frame) and has not been matched since.
         hits: ``(T,) int64`` number of frames matched.
         clipped: ``(T,) bool`` the mask at `last_seen` touched the frame border (cut off).
         warp: ``(T, 3) float64`` (k, by, bx): the camera's motion since `last_seen`, per track,
@@ -90,6 +92,7 @@ class TrackTable:
         self.scale_rate = np.zeros(0, np.float64)
         self.area = np.zeros(0, np.float64)
         self.full_area = np.zeros(0, np.float64)
+        self.departed = np.zeros(0, bool)
         self.hits = np.zeros(0, np.int64)
         self.clipped = np.zeros(0, bool)
         self.warp = np.zeros((0, 3), np.float64)
@@ -118,6 +121,7 @@ class TrackTable:
         self.scale_rate = np.concatenate([self.scale_rate, np.zeros(n)])
         self.area = np.concatenate([self.area, np.asarray(areas, np.float64)])
         self.full_area = np.concatenate([self.full_area, np.asarray(areas, np.float64)])
+        self.departed = np.concatenate([self.departed, np.zeros(n, bool)])
         self.hits = np.concatenate([self.hits, np.ones(n, np.int64)])
         self.clipped = np.concatenate([self.clipped, np.zeros(n, bool) if clipped is None else np.asarray(clipped, bool)])
         self.warp = np.concatenate([self.warp, np.tile([1.0, 0.0, 0.0], (n, 1))])
@@ -196,6 +200,7 @@ class TrackTable:
         self.velocity[slots] = np.where(good[:, None], new_v, velocity)
         self.centroid[slots] = centroids
         self.area[slots] = areas
+        self.departed[slots] = False
         self.last_seen[slots] = now
         self.hits[slots] += 1
         self.warp[slots] = (1.0, 0.0, 0.0)
@@ -238,7 +243,7 @@ class TrackTable:
     def keep(self, mask: np.ndarray) -> None:
         """Keep only the rows where `mask` ``(T,) bool`` is True (in order)."""
         for name in (
-            "ids", "categories", "last_seen", "born", "centroid", "velocity", "scale_rate", "area", "full_area",
+            "ids", "categories", "last_seen", "born", "centroid", "velocity", "scale_rate", "area", "full_area", "departed",
             "hits", "clipped", "warp", "sample_step", "histogram", "hist_root",
         ):
             setattr(self, name, getattr(self, name)[mask])
