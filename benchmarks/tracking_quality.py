@@ -64,6 +64,7 @@ ABLATIONS: dict[str, tuple[str, dict]] = {
     "tentative 0.3 s at any fps": ("hungarian", {"tentative_min_lost_frames": 0}),
     "no takeover": ("hungarian", {"takeover_hits": 0}),
     "no full-area memory": ("hungarian", {"full_area_seconds": 0.0}),
+    "no re-entry": ("hungarian", {"reentry_distance": 0.0}),
 }
 
 
