@@ -211,7 +211,8 @@ class _Passes:
         left = ~self.recent & (inside < 1 - params.max_outside_fraction)  # [T]
         same_class = tracks.categories[:, None] == categories[None, :]  # [T, M]
         departed = tracks.departed[:, None]  # [T, 1] left the view earlier: matched only on re-entry
-        self.may_match = same_class & (~left[:, None] | (iou >= params.outside_min_iou)) & app_ok & ~departed  # [T, M]
+        near_in = ~left[:, None] | (iou >= params.outside_min_iou)  # [T, M]
+        self.may_match = same_class & near_in & app_ok & ~departed  # [T, M]
         # 5d and 5f also let a track that left the view take a segment coming back in: one
         # touching the border within `reentry_distance` object sizes of where it was last seen
         self.may_reid = self.may_match

@@ -37,9 +37,8 @@ subsampled on a regular grid (`max_pixels`) and large masks are remembered on a 
    it was seen with lately, `full_area_seconds`; confident segments only); then (5e) a
    track and a segment left over that are each other's only candidate are paired even when
    their areas differ a lot (an object stepping out from behind another,
-   `max_growth_ratio`); last (5f)
-   a young track hands the segment it matched to a lost track that passes the
-   re-identification gates and retires (`takeover_hits`);
+   `max_growth_ratio`); last (5f) a young track hands the segment it matched to a lost
+   track that passes the re-identification gates and retires (`takeover_hits`);
 6. life cycle (`lifecycle.py`): matched tracks update, unmatched segments start tentative
    tracks, tracks unseen for too long (in seconds of frame time) are removed; ids are never
    reused.
