@@ -193,8 +193,9 @@ class _Passes:
         self.free_t = np.ones(n_tracks, bool)  # [T] tracks not matched yet
         self.retired = np.zeros(n_tracks, bool)  # [T] young tracks that handed their segment on (5f)
         self.pred_centre = tracks.centroid + shift  # [T, 2] predicted (y, x)
-        self.pred_area = tracks.area * (scale * tracks.warp[:, 0]) ** 2  # [T] predicted area
-        self.pred_full_area = tracks.full_area * (scale * tracks.warp[:, 0]) ** 2  # [T] ... before occlusion, >= it
+        grown = (scale * tracks.warp[:, 0]) ** 2  # [T] predicted growth of area (motion and zoom)
+        self.pred_area = tracks.area * grown  # [T] predicted area
+        self.pred_full_area = tracks.full_area * grown  # [T] ... before an occlusion, >= it
         self.confident = (
             scores >= params.high_score_threshold if params.low_score_pass else np.ones(n_cur, bool)
         )  # [M]
