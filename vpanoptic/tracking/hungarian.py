@@ -530,7 +530,9 @@ class HungarianTracker(Tracker):
                 low_bits = torch.as_tensor(np.concatenate([[0], steps - 1]), device=dev).index_select(0, things.label)
                 on = nonzero_indices(((things.y | things.x) & low_bits) == 0)  # row and column multiples of the step
                 mem_yx, slots = mem_yx.index_select(1, on), slots.index_select(0, on)
-        keep = free_t & alive[: free_t.size]  # [T_old] tracks whose old pixels stay
+        # [T_old] tracks whose old pixels stay; a departed track's are never overlapped again
+        # (it is matched only by re-entry, on its centre), so they are dropped
+        keep = free_t & alive[: free_t.size] & ~tracks.departed[: free_t.size]
         if self._mem_slot is not None and self._mem_slot.numel() and keep.any():
             slot_map = torch.as_tensor(np.where(keep, remap[: keep.size], -1), device=dev)  # [T_old] new slot or -1
             old_slot = slot_map.index_select(0, self._mem_slot)
