@@ -211,7 +211,7 @@ class HungarianTracker(Tracker):
         tentative_max_lost_seconds: float = 0.3,
         tentative_min_lost_frames: int = 1,
         velocity_smoothing: float = 0.5,
-        velocity_area_change: float = 3.0,
+        velocity_area_change: float = 5.0,
         motion_prediction: bool = True,
         max_predict_seconds: float = 0.5,
         static_hypothesis: bool = False,
