@@ -156,9 +156,9 @@ def oncoming_stream(velocity_area_change, growth, frames=6, shape=(120, 400)):
 
 
 def test_a_newborn_car_growing_fast_learns_its_motion_and_keeps_its_id_in_an_oncoming_stream():
-    # its first step more than triples its area: under a limit of 3 (the previous default) that
-    # step was taken for an occlusion, the new track kept still, and the next car arriving at
-    # the horizon took its id
+    # growing 1.8x or 2x per frame, its first step more than triples its area: under a limit of
+    # 3 (the previous default) that step was taken for an occlusion, the new track kept still,
+    # and the next car arriving at the horizon took its id; a 6x jump still keeps the velocity
     for growth in (1.6, 1.8, 2.0):
         given = oncoming_stream(HungarianTracker().velocity_area_change, growth)
         assert all(len(ids) == 1 for ids in given.values()), (growth, given)
