@@ -33,6 +33,7 @@ def test_shipped_configs_load(path):
         ("tracker.iou_threshold=abc", "tracker.iou_threshold is 'abc'; expected a number"),
         ("tracker.iou_threshold=1.5", "expected 0 < x <= 1"),
         ("tracker.full_area_seconds=-1", "tracker.full_area_seconds is -1.0; expected >= 0"),
+        ("tracker.center_size_weight=-0.3", "tracker.center_size_weight is -0.3; expected >= 0"),
         ("input.realtime=3", "expected true or false"),
         ("input.queue_size=0", "input.queue_size is 0"),
         ("input.policy=sometimes", "frame policy is 'sometimes'"),

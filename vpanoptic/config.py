@@ -172,7 +172,8 @@ class TrackerConfig:
     low_score_pass: match segments scoring below high_score_threshold after the others.
     max_center_distance: centre-distance pass radius in object sizes (0 = off);
         max_area_ratio: largest area ratio it pairs; center_weight: > 0 merges it into the IoU
-        pass with cost 1 - IoU + center_weight x distance.
+        pass with cost 1 - IoU + center_weight x distance; center_size_weight: otherwise its cost
+        is lowered by this x ln(segment area / small_object_area), preferring larger segments.
     max_growth_ratio: last pass: a left-over track and segment that are each other's only
         candidate (one mostly inside the other, or centres within growth_center_distance object
         sizes) are paired with areas up to this factor apart (0 = off).
@@ -234,6 +235,7 @@ class TrackerConfig:
     max_growth_ratio: float = 16.0
     growth_center_distance: float = 0.5
     center_weight: float = 0.0
+    center_size_weight: float = 0.3
     small_object_area: float = 16.0
     scale_prediction: bool = True
     scale_min_area: float = 400.0
@@ -270,7 +272,7 @@ class TrackerConfig:
         for key in ("max_containment_ratio", "velocity_area_change", "max_area_ratio", "min_hits", "reid_area_ratio"):
             _check(getattr(self, key) >= 1, f"tracker.{key} is {getattr(self, key)}; expected >= 1")
         for key in ("max_lost_seconds", "tentative_max_lost_seconds", "max_center_distance", "max_pixels",
-                    "max_predict_seconds", "center_weight", "appearance_weight",
+                    "max_predict_seconds", "center_weight", "center_size_weight", "appearance_weight",
                     "reid_distance", "growth_center_distance", "full_area_seconds", "reentry_distance"):
             _check(getattr(self, key) >= 0, f"tracker.{key} is {getattr(self, key)}; expected >= 0")
         _check(

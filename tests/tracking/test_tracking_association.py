@@ -92,6 +92,22 @@ def test_centre_pass_catches_a_small_object_that_moved_past_its_size():
     assert on.tolist() == [0] and off.tolist() == [-1]
 
 
+def test_centre_pass_prefers_the_larger_of_two_segments_and_leaves_the_smaller_to_a_new_track():
+    # 3 fps: a car seen once at the horizon; now it is 3x larger and 12 px on, and the next car
+    # has appeared 4 px from where it was: the smaller segment is the likelier newcomer
+    tracks = _tracks([CAR], [[100, 100]], [400])
+    args = (tracks, [CAR, CAR], np.zeros((1, 2)), [300, 1200], [[100, 104], [100, 112]])
+    assert _associate(HungarianTracker(), *args)[0].tolist() == [-1, 0]
+    assert _associate(HungarianTracker(center_size_weight=0), *args)[0].tolist() == [0, -1]
+    # when every segment is taken, the sizes do not change who takes which
+    tracks = _tracks([CAR, CAR], [[100, 100], [100, 130]], [400, 1200])
+    args = (tracks, [CAR, CAR], np.zeros((2, 2)), [300, 1200], [[100, 104], [100, 126]])
+    for weight in (0.0, 0.3, 3.0):
+        assert _associate(HungarianTracker(center_size_weight=weight), *args)[0].tolist() == [0, 1]
+    with pytest.raises(ValueError, match="center_size_weight"):
+        HungarianTracker(center_size_weight=-0.1)
+
+
 def test_unique_pair_allows_a_large_area_change():
     tracks = _tracks([CAR], [[10, 10]], [100])  # a car stepping out from behind another: 10x the area
     args = (tracks, [CAR], np.array([[0.1]]), [1000], [[10, 30]])

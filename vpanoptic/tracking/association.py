@@ -9,7 +9,10 @@ histograms. Each pass sees only the tracks and things that the earlier ones left
   every segment without `low_score_pass`);
 - 5b: the same for the low-score segments, against the tracks 5a left (`low_score_pass`);
 - 5c: centre distance, for small or thin objects that moved more than their own size
-  (`max_center_distance`); with `center_weight` > 0 it is merged into 5a and 5b instead;
+  (`max_center_distance`), the larger of two candidate segments preferred
+  (`center_size_weight`: a new object enters small, far away or at a border, so the
+  smaller one is the likelier newcomer); with `center_weight` > 0 it is merged into 5a and
+  5b instead;
 - 5d: re-identification by colour near the predicted centre
   (`AppearanceCue.reid_radius`; for a lost track, anywhere between where its prediction
   stopped and where constant velocity would have taken it since it was last seen), at any
@@ -72,6 +75,7 @@ class AssociationParams:
     reid_area_ratio: float
     takeover_hits: int
     center_weight: float
+    center_size_weight: float
     small_object_area: float
     max_outside_fraction: float
     outside_min_iou: float
@@ -289,10 +293,13 @@ class _Passes:
         rows, cols = self._left_over()
         near, centre, area_ok = self._near(rows, cols)  # [R, C] each
         if centre_pass:
-            app_cost = self.app_cost[np.ix_(rows, cols)]
+            # larger segments cost less: of two a track may take, the smaller is left to start
+            # a new track (a per-segment term: it changes which segments are taken, not by whom)
+            size = np.log(np.maximum(self.areas[cols], self.p.small_object_area) / self.p.small_object_area)  # [C]
+            cost = centre + self.app_cost[np.ix_(rows, cols)] - self.p.center_size_weight * size[None, :]
             for rows_on in self.row_groups:
                 allowed = near & (self.free_t & rows_on)[rows, None] & (self.track_of < 0)[None, cols]
-                r, c = assign(centre + app_cost, allowed)
+                r, c = assign(cost, allowed)
                 self._match(rows[r], cols[c])
         # re-identification by colour at a distance: confident segments only
         on_r, on_c = self.free_t[rows], (self.track_of[cols] < 0) & self.confident[cols]

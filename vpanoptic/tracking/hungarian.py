@@ -136,6 +136,12 @@ class HungarianTracker(Tracker):
             one joint pass per score level whose cost is 1 - IoU + center_weight x normalised
             centre distance, pairs allowed by either gate (neighbouring small objects are told
             apart by position as well as overlap).
+        center_size_weight: in the centre pass (not merged: `center_weight` 0), a pair's cost
+            is lowered by this x ln(segment area / `small_object_area`): where a track may
+            continue into one of several segments, the larger is preferred, since a new object
+            enters small (far away at the horizon, or cut by the frame border). It does not
+            change which track takes which segment, only which segments are left over to start
+            new tracks. 0 disables it.
         small_object_area: in area ratios and object sizes, a mask counts as at least this
             many (grid) pixels: the area of a tiny mask jumps by whole factors from frame to frame.
         scale_prediction: with motion prediction, also track each object's growth rate (from
@@ -227,6 +233,7 @@ class HungarianTracker(Tracker):
         max_growth_ratio: float = 16.0,
         growth_center_distance: float = 0.5,
         center_weight: float = 0.0,
+        center_size_weight: float = 0.3,
         small_object_area: float = 16.0,
         scale_prediction: bool = True,
         scale_min_area: float = 400.0,
@@ -316,6 +323,9 @@ class HungarianTracker(Tracker):
         if center_weight < 0:
             raise ValueError(f"center_weight is {center_weight}; expected >= 0")
         self.center_weight = float(center_weight)
+        if not center_size_weight >= 0:
+            raise ValueError(f"center_size_weight is {center_size_weight}; expected >= 0")
+        self.center_size_weight = float(center_size_weight)
         self.max_pixels = int(max_pixels)
         if small_object_area < 1:
             raise ValueError(f"small_object_area is {small_object_area}; expected >= 1")
