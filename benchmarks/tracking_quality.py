@@ -65,6 +65,7 @@ ABLATIONS: dict[str, tuple[str, dict]] = {
     "no takeover": ("hungarian", {"takeover_hits": 0}),
     "no full-area memory": ("hungarian", {"full_area_seconds": 0.0}),
     "no re-entry": ("hungarian", {"reentry_distance": 0.0}),
+    "no size preference": ("hungarian", {"center_size_weight": 0.0}),
 }
 
 
