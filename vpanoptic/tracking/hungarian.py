@@ -139,9 +139,9 @@ class HungarianTracker(Tracker):
         center_size_weight: in the centre pass (not merged: `center_weight` 0), a pair's cost
             is lowered by this x ln(segment area / `small_object_area`): where a track may
             continue into one of several segments, the larger is preferred, since a new object
-            enters small (far away at the horizon, or cut by the frame border). It does not
-            change which track takes which segment, only which segments are left over to start
-            new tracks. 0 disables it.
+            enters small (far away at the horizon, or cut by the frame border). Every track pays
+            the same for a given segment, so the term decides which segments are left over to
+            start new tracks rather than which track takes which. 0 disables it.
         small_object_area: in area ratios and object sizes, a mask counts as at least this
             many (grid) pixels: the area of a tiny mask jumps by whole factors from frame to frame.
         scale_prediction: with motion prediction, also track each object's growth rate (from
