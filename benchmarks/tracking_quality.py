@@ -66,6 +66,7 @@ ABLATIONS: dict[str, tuple[str, dict]] = {
     "no full-area memory": ("hungarian", {"full_area_seconds": 0.0}),
     "no re-entry": ("hungarian", {"reentry_distance": 0.0}),
     "no size preference": ("hungarian", {"center_size_weight": 0.0}),
+    "no exit rule": ("hungarian", {"exit_any_area": False}),
 }
 
 

@@ -35,7 +35,8 @@ def test_params_are_read_off_the_tracker():
         params.iou_threshold = 0.5  # frozen
 
 
-def _associate(tracker, tracks, categories, iou, areas, centroids, scores=None, contain=None):
+def _associate(tracker, tracks, categories, iou, areas, centroids, scores=None, contain=None, clipped=None,
+               inside=None):
     t, m = iou.shape
     return associate(
         AssociationParams.of(tracker),
@@ -47,11 +48,11 @@ def _associate(tracker, tracks, categories, iou, areas, centroids, scores=None, 
         scores=np.ones(m) if scores is None else np.asarray(scores, float),
         centroids=np.asarray(centroids, float),
         areas=np.asarray(areas, float),
-        clipped=np.zeros(m, bool),
+        clipped=np.zeros(m, bool) if clipped is None else np.asarray(clipped, bool),
         hists=np.zeros((m, 0), np.float32),
         iou=iou,
         contain=np.zeros((t, m)) if contain is None else contain,
-        inside=np.ones(t),
+        inside=np.ones(t) if inside is None else np.asarray(inside, float),
         shift=np.zeros((t, 2)),
         scale=np.ones(t),
     )
@@ -116,6 +117,23 @@ def test_unique_pair_allows_a_large_area_change():
     off = HungarianTracker(max_center_distance=0, max_growth_ratio=0)
     assert _associate(on, *args, contain=contain)[0].tolist() == [0]
     assert _associate(off, *args, contain=contain)[0].tolist() == [-1]
+
+
+def test_a_border_sliver_inside_a_prediction_running_out_of_the_frame_continues_it_at_any_area():
+    # a car driving out: its prediction (2000 px, a fifth of it already outside) holds a 60 px
+    # segment at the border, 33x smaller: past every area gate but this one
+    tracks = _tracks([CAR], [[50, 590]], [2000])
+    args = (tracks, [CAR], np.array([[0.03]]), [60], [[50, 638]])
+    contain = np.array([[0.95]])
+    assert _associate(HungarianTracker(), *args, contain=contain, clipped=[True], inside=[0.8])[0].tolist() == [0]
+    off = HungarianTracker(exit_any_area=False)
+    assert _associate(off, *args, contain=contain, clipped=[True], inside=[0.8])[0].tolist() == [-1]
+    # not at the border, or a prediction wholly in view: the area gate holds
+    assert _associate(HungarianTracker(), *args, contain=contain, clipped=[False], inside=[0.8])[0].tolist() == [-1]
+    assert _associate(HungarianTracker(), *args, contain=contain, clipped=[True], inside=[1.0])[0].tolist() == [-1]
+    # and it is still a containment: a sliver beside the prediction is not taken
+    assert _associate(HungarianTracker(), *args, contain=np.array([[0.3]]), clipped=[True],
+                      inside=[0.8])[0].tolist() == [-1]
 
 
 @pytest.mark.parametrize("n_tracks,n_cur", [(0, 0), (0, 2), (2, 0)])

@@ -218,6 +218,24 @@ def test_a_car_missed_as_it_drives_out_keeps_its_id_where_its_prediction_overlap
         HungarianTracker(outside_min_iou=0)
 
 
+def test_a_car_speeding_out_of_the_frame_keeps_its_id_in_its_last_sliver():
+    """A car 40 px wide drives right at 6 px per frame, then shows only its last 2 px at the
+    border (it left faster than its prediction): the sliver lies inside the prediction, which
+    runs out of the frame, and is 20x smaller. `exit_any_area` keeps the id; without it the
+    sliver starts a new track, as every other pass refuses such an area change."""
+    shape = (30, 96)
+    results = {}
+    for rule in (True, False):
+        tracker = HungarianTracker(camera_motion=False, exit_any_area=rule)
+        ids = []
+        for k in range(4):
+            x0, x1 = (40 + 6 * k, 80 + 6 * k) if k < 3 else (94, 96)
+            ids.append(ids_by_truth(tracker.update(frame_with([(1, (5, 25, x0, x1))], k * 0.1, k, shape))).get(1))
+        results[rule] = ids
+    assert None not in results[True] and len(set(results[True])) == 1
+    assert len(set(results[False][:3])) == 1 and results[False][3] != results[False][0]
+
+
 def test_large_masks_are_remembered_on_a_sub_grid_and_still_tracked():
     shape = (40, 80)
     for samples, expect_fewer in ((16, True), (0, False)):

@@ -6,7 +6,9 @@ track's predicted motion, and the things' classes, scores, centres, areas and co
 histograms. Each pass sees only the tracks and things that the earlier ones left:
 
 - 5a: Hungarian on 1 - IoU for the confident segments (score >= `high_score_threshold`;
-  every segment without `low_score_pass`);
+  every segment without `low_score_pass`), over pairs with enough IoU or containment (at
+  any area for a segment at the frame border inside the prediction of a track running out
+  of the frame: `exit_any_area`);
 - 5b: the same for the low-score segments, against the tracks 5a left (`low_score_pass`);
 - 5c: centre distance, for small or thin objects that moved more than their own size
   (`max_center_distance`), the larger of two candidate segments preferred
@@ -64,6 +66,7 @@ class AssociationParams:
     iou_threshold: float
     min_containment: float
     max_containment_ratio: float
+    exit_any_area: bool
     lost_last: bool
     lost_penalty: float
     low_score_pass: bool
@@ -192,6 +195,7 @@ class _Passes:
     ):
         self.p, self.app, self.tracks, self.now = params, app, tracks, now
         self.centroids, self.areas = centroids, areas  # [M, 2], [M]
+        self.clipped, self.inside = clipped, inside  # [M] touching the border, [T] share of prediction in frame
         n_tracks, n_cur = len(tracks), len(categories)
         self.track_of = np.full(n_cur, -1, np.int64)  # [M] matched track slot per current thing
         self.free_t = np.ones(n_tracks, bool)  # [T] tracks not matched yet
@@ -261,11 +265,14 @@ class _Passes:
         """5a and 5b: Hungarian on 1 - IoU (+ colour, + lost penalty, + centre distance when
         joint) for the confident segments, then for the low-score ones, over the pairs with
         an IoU of at least `iou_threshold`, or a containment (`contain` ``(T, M)``) of at
-        least `min_containment` with areas at most `max_containment_ratio` apart."""
+        least `min_containment` with areas at most `max_containment_ratio` apart, or at any
+        areas (`exit_any_area`) for a segment touching the frame border inside the prediction
+        of a track running out of the frame (an object driving out: only its cut part shows)."""
         p = self.p
-        contained = (contain >= p.min_containment) & (
-            area_ratio(self.pred_area, self.areas, p.small_object_area) <= p.max_containment_ratio
-        )  # [T, M]
+        sizes_ok = area_ratio(self.pred_area, self.areas, p.small_object_area) <= p.max_containment_ratio  # [T, M]
+        if p.exit_any_area:
+            sizes_ok |= self.clipped[None, :] & (self.inside < 1.0)[:, None]
+        contained = (contain >= p.min_containment) & sizes_ok  # [T, M]
         ok_iou = self.may_match & ((iou >= p.iou_threshold) | contained)
         cost, limit = 1.0 - iou + self.app_cost, None  # [T, M]
         if self.joint:  # IoU and centre distance in one pass

@@ -75,6 +75,9 @@ class HungarianTracker(Tracker):
             covers at least this fraction of the smaller of the two masks (a small object
             eroded or dilated by the model from one frame to the next); 1 = nearly never.
         max_containment_ratio: ... and when their areas differ by at most this factor.
+        exit_any_area: ... or at any area when the segment touches the frame border and the
+            track's predicted mask runs out of the frame: an object driving out of the view
+            shows less of itself each frame, faster than its prediction can tell.
         max_lost_seconds: a confirmed track unmatched for longer than this (frame time) is removed.
         min_hits: frames a track must be matched in to be confirmed (tentative before).
         tentative_max_lost_seconds: a tentative track unmatched for longer than this is removed.
@@ -212,6 +215,7 @@ class HungarianTracker(Tracker):
         iou_threshold: float = 0.3,
         min_containment: float = 0.8,
         max_containment_ratio: float = 5.0,
+        exit_any_area: bool = True,
         max_lost_seconds: float = 1.5,
         min_hits: int = 2,
         tentative_max_lost_seconds: float = 0.3,
@@ -283,6 +287,7 @@ class HungarianTracker(Tracker):
         if max_containment_ratio < 1:
             raise ValueError(f"max_containment_ratio is {max_containment_ratio}; expected >= 1")
         self.max_containment_ratio = float(max_containment_ratio)
+        self.exit_any_area = bool(exit_any_area)
         self.max_lost_seconds = float(max_lost_seconds)
         self.min_hits = int(min_hits)
         self.tentative_max_lost_seconds = float(tentative_max_lost_seconds)
