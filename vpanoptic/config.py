@@ -154,9 +154,10 @@ class TrackerConfig:
     iou_threshold: minimum mask IoU for a match, in (0, 1].
     min_containment, max_containment_ratio: a pair below the IoU threshold still matches when
         the intersection covers this fraction of the smaller mask and the areas differ by at
-        most this factor (small objects whose masks grow and shrink); exit_any_area: at any
-        areas for a segment touching the frame border inside the prediction of a track that
-        runs out of the frame (an object driving out shows less of itself each frame).
+        most this factor (small objects whose masks grow and shrink); exit_any_area: after
+        re-identification, also at any areas for a segment touching the frame border inside
+        the prediction of a track that runs out of the frame (an object driving out shows
+        less of itself each frame).
     max_lost_seconds: a confirmed track unseen for longer than this is removed.
     min_hits: matches needed to confirm a track; tentative_max_lost_seconds: how long an
         unconfirmed track survives unseen.

@@ -6,9 +6,7 @@ track's predicted motion, and the things' classes, scores, centres, areas and co
 histograms. Each pass sees only the tracks and things that the earlier ones left:
 
 - 5a: Hungarian on 1 - IoU for the confident segments (score >= `high_score_threshold`;
-  every segment without `low_score_pass`), over pairs with enough IoU or containment (at
-  any area for a segment at the frame border inside the prediction of a track running out
-  of the frame: `exit_any_area`);
+  every segment without `low_score_pass`);
 - 5b: the same for the low-score segments, against the tracks 5a left (`low_score_pass`);
 - 5c: centre distance, for small or thin objects that moved more than their own size
   (`max_center_distance`), the larger of two candidate segments preferred
@@ -22,7 +20,11 @@ histograms. Each pass sees only the tracks and things that the earlier ones left
   lately: an object that shrank behind an occluder may come back whole), for
   confident segments only: a low-score segment continues a track by overlap (5b) or centre
   (5c), never by colour at a distance (most low-score segments are false positives, and one
-  taken by a lost track keeps it alive and spreads its id over them);
+  taken by a lost track keeps it alive and spreads its id over them); then the exits
+  (`exit_any_area`): a segment touching the frame border that lies inside the prediction
+  of a track running out of the frame continues it at any area (a car driving out of view
+  shows only a sliver in its last frame; after re-identification, so a sliver that its own
+  track recognises is not taken by a car leaving past it);
 - 5e: a track and a confident segment that are each other's only candidate are paired
   even when their areas differ a lot (an object stepping out from behind another,
   `max_growth_ratio`);
@@ -165,6 +167,7 @@ def associate(
     )
     passes.overlap(iou, contain)  # 5a, 5b (with 5c when joint)
     passes.centre_and_reid()  # 5c, 5d
+    passes.exits(iou, contain)  # 5d, last
     passes.unique_pairs(contain)  # 5e
     passes.takeover()  # 5f
     return passes.track_of, passes.free_t, passes.retired
@@ -265,14 +268,11 @@ class _Passes:
         """5a and 5b: Hungarian on 1 - IoU (+ colour, + lost penalty, + centre distance when
         joint) for the confident segments, then for the low-score ones, over the pairs with
         an IoU of at least `iou_threshold`, or a containment (`contain` ``(T, M)``) of at
-        least `min_containment` with areas at most `max_containment_ratio` apart, or at any
-        areas (`exit_any_area`) for a segment touching the frame border inside the prediction
-        of a track running out of the frame (an object driving out: only its cut part shows)."""
+        least `min_containment` with areas at most `max_containment_ratio` apart."""
         p = self.p
-        sizes_ok = area_ratio(self.pred_area, self.areas, p.small_object_area) <= p.max_containment_ratio  # [T, M]
-        if p.exit_any_area:
-            sizes_ok |= self.clipped[None, :] & (self.inside < 1.0)[:, None]
-        contained = (contain >= p.min_containment) & sizes_ok  # [T, M]
+        contained = (contain >= p.min_containment) & (
+            area_ratio(self.pred_area, self.areas, p.small_object_area) <= p.max_containment_ratio
+        )  # [T, M]
         ok_iou = self.may_match & ((iou >= p.iou_threshold) | contained)
         cost, limit = 1.0 - iou + self.app_cost, None  # [T, M]
         if self.joint:  # IoU and centre distance in one pass
@@ -390,6 +390,21 @@ class _Passes:
         `max_lost_seconds`)."""
         ok, cost = self._reid_pairs(rows, cols, centre)
         r, c = assign(cost, ok)
+        self._match(rows[r], cols[c])
+
+    def exits(self, iou: np.ndarray, contain: np.ndarray) -> None:
+        """End of 5d (`exit_any_area`): a left-over track whose predicted mask runs out of the
+        frame and a left-over segment touching the frame border, at least `min_containment`
+        inside that prediction (`contain` ``(T, M)``), are matched at any area, by Hungarian
+        on 1 - IoU (`iou` ``(T, M)``) + colour. An object driving out of view shows less of
+        itself each frame, faster than its prediction can tell."""
+        if not self.p.exit_any_area or not self.free_t.any() or not (self.track_of < 0).any():
+            return
+        rows, cols = self._left_over()
+        sub = np.ix_(rows, cols)
+        leaving = (self.inside[rows] < 1.0)[:, None] & self.clipped[None, cols]  # [R, C]
+        allowed = self.may_match[sub] & leaving & (contain[sub] >= self.p.min_containment)
+        r, c = assign(1.0 - iou[sub] + self.app_cost[sub], allowed)
         self._match(rows[r], cols[c])
 
     def unique_pairs(self, contain: np.ndarray) -> None:

@@ -34,7 +34,9 @@ subsampled on a regular grid (`max_pixels`) and large masks are remembered on a 
    re-identifies left-over tracks by colour near their predicted centre (for a lost track:
    anywhere between where its prediction stopped and where constant velocity would have
    taken it since it was last seen; at any area up to the track's full area, the largest
-   it was seen with lately, `full_area_seconds`; confident segments only); then (5e) a
+   it was seen with lately, `full_area_seconds`; confident segments only) and matches a
+   segment at the frame border inside the prediction of a track running out of the frame
+   at any area (`exit_any_area`); then (5e) a
    track and a segment left over that are each other's only candidate are paired even when
    their areas differ a lot (an object stepping out from behind another,
    `max_growth_ratio`); last (5f) a young track hands the segment it matched to a lost
@@ -75,9 +77,11 @@ class HungarianTracker(Tracker):
             covers at least this fraction of the smaller of the two masks (a small object
             eroded or dilated by the model from one frame to the next); 1 = nearly never.
         max_containment_ratio: ... and when their areas differ by at most this factor.
-        exit_any_area: ... or at any area when the segment touches the frame border and the
-            track's predicted mask runs out of the frame: an object driving out of the view
-            shows less of itself each frame, faster than its prediction can tell.
+        exit_any_area: after re-identification (5d), a left-over segment touching the frame
+            border that lies at least `min_containment` inside the predicted mask of a
+            left-over track running out of the frame continues that track at any area: an
+            object driving out of view shows less of itself each frame, faster than its
+            prediction can tell.
         max_lost_seconds: a confirmed track unmatched for longer than this (frame time) is removed.
         min_hits: frames a track must be matched in to be confirmed (tentative before).
         tentative_max_lost_seconds: a tentative track unmatched for longer than this is removed.
