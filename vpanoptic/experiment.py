@@ -136,10 +136,11 @@ def load_spec(path: str | os.PathLike) -> ExperimentSpec:
         bad = set(syn) - _SYNTH_KEYS
         _require(not bad, f"{path}: data.synthetic: unknown keys {sorted(bad)}; expected {sorted(_SYNTH_KEYS)}")
     else:
-        _require(isinstance(data["clips"], list) and data["clips"], f"{path}: data.clips must be a non-empty list")
+        clips = data["clips"]
+        _require(isinstance(clips, list) and bool(clips), f"{path}: data.clips must be a non-empty list")
     default_model = _model_entry(raw["model"], "model") if "model" in raw else {"name": "oracle", "options": {}}
     configs = raw.get("configurations")
-    _require(isinstance(configs, list) and configs, f"{path}: configurations must be a non-empty list")
+    _require(isinstance(configs, list) and bool(configs), f"{path}: configurations must be a non-empty list")
     out, names = [], set()
     for i, c in enumerate(configs):
         where = f"configurations[{i}]"
@@ -265,7 +266,7 @@ class _Run:
         per_seq = {}
         for i, clip in enumerate(clips):
             series = self.ids_over_time[clip.name]
-            row = {"IDS": series[-1] if series else 0}
+            row: dict[str, float] = {"IDS": series[-1] if series else 0}
             if stq is not None:
                 row.update(STQ=float(stq["STQ_per_seq"][i]), AQ=float(stq["AQ_per_seq"][i]),
                            SQ=float(stq["IoU_per_seq"][i]))

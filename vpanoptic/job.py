@@ -108,6 +108,8 @@ class Job:
     `threads` (torch threads set), `out_dir` (None: no files, no summary.json).
     """
 
+    pipeline: Pipeline  # set by build_job once the components exist
+
     def __init__(self, *, name: str, cfg: RunConfig, source: Source, model: PanopticModel, own_model: bool,
                  model_name: str, threads: int, out_dir: Path | None, progress: bool,
                  on_frame: Callable[[PanopticFrame], None] | None):
@@ -115,9 +117,9 @@ class Job:
         self.own_model, self.model_name, self.threads, self.out_dir = own_model, model_name, threads, out_dir
         self.tracker: Tracker | None = None
         self.sinks: list[Sink] = []
-        self.pipeline: Pipeline | None = None
         self.summary: dict | None = None
-        self._progress, self._on_frame, self._bar = progress, on_frame, None
+        self._progress, self._on_frame = progress, on_frame
+        self._bar: Any = None  # tqdm, made with the first frame
         self.policy: str | None = None  # as asked; the pipeline resolves None to the source's default
         self._ran = False
 
@@ -142,7 +144,7 @@ class Job:
         adds keys to it, evaluated once the run has ended. Raises `StageError` if a stage
         failed, KeyboardInterrupt when interrupted.
         """
-        assert self.pipeline is not None, "build the job with build_job()"
+        assert hasattr(self, "pipeline"), "build the job with build_job()"
         self._ran = True
         status = "ok"
         started = time.time()
@@ -187,12 +189,11 @@ class Job:
             if self.own_model:
                 self.model.close()
 
-    def __enter__(self) -> "Job":
+    def __enter__(self) -> Job:
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> None:
         self.close()
-        return False
 
 
 def build_job(

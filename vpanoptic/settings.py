@@ -96,7 +96,7 @@ def from_mapping(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
             raise _unknown_key(full, list(fields))
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
-            kwargs[key] = from_mapping(tp, value or {}, f"{full}.")
+            kwargs[key] = from_mapping(typing.cast(type, tp), value or {}, f"{full}.")
         else:
             kwargs[key] = _coerce(value, tp, full)
     return cls(**kwargs)
