@@ -2,8 +2,8 @@
 
 The YAML files in ``configs/`` mirror these dataclasses section by section. Unknown keys and
 values of the wrong type are errors (`ConfigError`, one line, with a suggestion), never
-silently ignored. This module is the one place where configuration is translated; the
-components themselves take typed keyword arguments.
+silently ignored (`vpanoptic.settings.from_mapping`). The components take typed keyword
+arguments; `vpanoptic.job.build_job` is the one place a `RunConfig` becomes components.
 """
 
 from __future__ import annotations
@@ -123,7 +123,8 @@ class ModelConfig:
         network whose weights ship inside the package (runs offline, real time on a CPU).
     device: "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
     batch_size: frames per forward pass (1 for lowest latency).
-    threads: torch intra-op threads; 0 = vpanoptic's measured default (see README).
+    threads: torch intra-op threads; 0 = vpanoptic's measured default (`vpanoptic.runtime`),
+        the same for every entry point.
     options: model-specific keyword arguments (checked against the model's signature).
     """
 

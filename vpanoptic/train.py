@@ -34,7 +34,7 @@ DEFAULT_SIGMA = 2.0
 # previous stage's checkpoint (OUT.stage1.pt, OUT.stage2.pt, ..., the last one is OUT).
 # Stage 1 learns the world at a small scale from scratch; the next ones fine-tune at the
 # shipped input size (512x288 for 640x360 video) with sharper center heatmaps (sigma 1 cell,
-# NMS window 3) so that neighbouring small objects get separate centres.
+# NMS window 3) so that neighboring small objects get separate centers.
 _HIGH_RES = {"crop": (384, 224), "input_size": (512, 288), "scale": (0.6, 1.0), "sigma": 1.0, "nms_kernel": 3}
 RECIPES: dict[str, list[dict]] = {
     "streetnet": [

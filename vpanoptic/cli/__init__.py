@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import traceback
@@ -78,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USER_ERROR
         traceback.print_exception(exc.error)
         print(f"vpanoptic: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except BrokenPipeError:  # `vpanoptic models | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
     except KeyboardInterrupt:
         out = getattr(args, "output", None)
