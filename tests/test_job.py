@@ -14,7 +14,7 @@ from vpanoptic import job as job_module
 from vpanoptic import live as live_module
 from vpanoptic.batch import process_video
 from vpanoptic.cli import main
-from vpanoptic.config import load_config
+from vpanoptic.config import TrackerConfig, load_config
 from vpanoptic.errors import UserError
 from vpanoptic.experiment import load_spec, run_experiment
 from vpanoptic.job import run_video
@@ -22,7 +22,7 @@ from vpanoptic.live import LIVE_QUEUE_SIZE, run_live
 from vpanoptic.runtime import default_threads
 from vpanoptic.sinks.window import WindowSink
 from vpanoptic.synth import write_sequence
-from vpanoptic.tracking import HungarianTracker
+from vpanoptic.tracking import GreedyTracker, HungarianTracker
 from vpanoptic.train import train_streetnet
 
 pytestmark = pytest.mark.timeout(120)
@@ -101,6 +101,18 @@ def test_a_job_that_fails_to_build_closes_its_source(clip, monkeypatch):
 
 def _raise(message):
     raise RuntimeError(message)
+
+
+def test_tracker_from_config_is_the_config_with_overrides():
+    from vpanoptic.job import tracker_from_config
+
+    assert tracker_from_config(TrackerConfig(name="none")) is None
+    greedy = tracker_from_config(TrackerConfig(name="greedy", iou_threshold=0.7))
+    assert isinstance(greedy, GreedyTracker) and greedy.iou_threshold == 0.7
+    tracker = tracker_from_config(TrackerConfig(min_hits=3), camera_motion=False)
+    assert tracker.min_hits == 3 and not tracker.camera_motion
+    with pytest.raises(ValueError, match="unknown tracker option"):
+        tracker_from_config(TrackerConfig(), no_such_setting=1)
 
 
 @pytest.fixture
