@@ -27,7 +27,7 @@ from vpanoptic.eval import PanopticQuality
 from vpanoptic.io.formats import read_kitti_step
 from vpanoptic.io.sources import open_source
 from vpanoptic.models.registry import build_model
-from vpanoptic.runner import run_video
+from vpanoptic.job import run_video
 from vpanoptic.runtime import configure_threads
 from vpanoptic.synth import write_sequence
 

@@ -30,7 +30,7 @@ from vpanoptic.config import load_config
 from vpanoptic.datasets import KITTI_STEP
 from vpanoptic.eval import PanopticQuality, STQuality
 from vpanoptic.io.formats import read_kitti_step
-from vpanoptic.runner import run_video
+from vpanoptic.job import run_video
 from vpanoptic.synth import SCENARIOS, default_min_height, write_sequence
 
 DEFAULT_SEEDS = "1001,1002"

@@ -25,9 +25,9 @@ from vpanoptic.config import load_config
 from vpanoptic.errors import StageError
 from vpanoptic.io.formats import decode_coco_ids, read_kitti_step, read_rgb_png
 from vpanoptic.io.sources import LiveSource, open_source
+from vpanoptic.job import run_video
 from vpanoptic.models.registry import build_model
 from vpanoptic.pipeline import Pipeline
-from vpanoptic.runner import run_video
 from vpanoptic.sinks import build_sinks
 from vpanoptic.synth import generate, write_sequence
 from vpanoptic.tracking import HungarianTracker

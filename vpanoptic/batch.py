@@ -28,7 +28,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -38,8 +37,9 @@ from typing import Callable
 
 from .config import RunConfig
 from .errors import StageError, UserError
+from .runtime import MAX_DEFAULT_THREADS, RESERVED_CORES, available_cores  # no torch import
 
-__all__ = ["VIDEO_EXTENSIONS", "find_videos", "run_batch", "threads_per_worker"]
+__all__ = ["VIDEO_EXTENSIONS", "find_videos", "report_line", "run_batch", "threads_per_worker"]
 
 #: Files taken when no glob is given (lower-case suffixes).
 VIDEO_EXTENSIONS = frozenset({
@@ -50,10 +50,6 @@ REPORT_CSV = "batch_report.csv"
 REPORT_JSON = "batch_report.json"
 SUMMARY_NAME = "summary.json"
 PARTIAL_MARK = ".partial-"
-#: Per worker: one core left to its decode and sink threads, at most this many torch threads
-#: (the values of `vpanoptic.runtime`, repeated so that the batch process never imports torch).
-RESERVED_CORES = 1
-MAX_DEFAULT_THREADS = 8
 #: How often a worker checks that the batch process is still alive (seconds).
 PARENT_CHECK_S = 0.2
 #: Times a file whose worker process died is tried again before it counts as failed.
@@ -80,14 +76,14 @@ def output_names(videos: list[Path]) -> list[str]:
 
 
 def threads_per_worker(workers: int, requested: int = 0, cores: int | None = None) -> int:
-    """torch threads for each of `workers` processes: `requested`, else cores // workers - 1 (>= 1)."""
+    """torch threads for each of `workers` processes: `requested`, else cores // workers - 1 (>= 1).
+
+    Each worker keeps one core for its decode and sink threads (`vpanoptic.runtime`'s rule).
+    """
     if requested > 0:
         return requested
     if cores is None:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # macOS, Windows
-            cores = os.cpu_count() or 1
+        cores = available_cores()
     return max(1, min(MAX_DEFAULT_THREADS, cores // max(1, workers) - RESERVED_CORES))
 
 
@@ -107,9 +103,9 @@ _MODELS: dict = {}  # per worker process: one model, reused across videos
 
 def _init_worker(threads: int, parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the batch process decides what Ctrl-C does
-    from .runtime import configure_threads
+    from .job import set_thread_defaults
 
-    configure_threads(threads)
+    set_thread_defaults(threads)  # before the worker's model is built (run_video sets the same)
 
     def watch_parent() -> None:
         while True:
@@ -137,7 +133,7 @@ def _worker_model(cfg: RunConfig, video: str):
 
 def process_video(video: str, final_dir: str, cfg: RunConfig) -> dict:
     """Process one video into `final_dir` via a partial folder; returns its report row."""
-    from .runner import run_video
+    from .job import run_video
 
     final = Path(final_dir)
     tmp = final.with_name(f".{final.name}{PARTIAL_MARK}{os.getpid()}")
@@ -244,7 +240,7 @@ def run_batch(
         rows[i] = row
         if bar is not None:
             bar.update(1)
-            bar.write(_row_line(row))
+            bar.write(report_line(row))
         if on_result is not None:
             on_result(row)
 
@@ -335,7 +331,7 @@ def _report(input_dir, output_dir, videos, rows, workers, threads, started, wall
 
 
 def _write_report(output_dir: Path, report: dict) -> None:
-    from .runner import write_json_atomic
+    from .job import write_json_atomic
 
     write_json_atomic(output_dir / REPORT_JSON, report)
     tmp = output_dir / f".{REPORT_CSV}.tmp"
@@ -346,30 +342,10 @@ def _write_report(output_dir: Path, report: dict) -> None:
     os.replace(tmp, output_dir / REPORT_CSV)
 
 
-def _row_line(row: dict) -> str:
+def report_line(row: dict) -> str:
+    """One line for a row of the report (what the command prints per video)."""
     name = Path(row["video"]).name
     if row["status"] == "failed":
         return f"FAILED  {name}: {row['error']}"
     return (f"{row['status']:<7} {name}: {row['frames']} frames, {row['fps']} FPS, "
             f"damaged packets {row['damaged_packets']}{' (already done)' if row['skipped'] else ''}")
-
-
-def main_from_args(args) -> int:
-    """`vpanoptic batch`: returns 0 if every video completed (ok or damaged), 1 if any failed."""
-    from .config import load_config
-
-    cfg = load_config(args.config, args.set, {"model.name": args.model, "model.device": args.device,
-                                              "output.save": args.save, "model.threads": args.threads})
-    report = run_batch(args.input, args.output, cfg, workers=args.workers, glob=args.glob,
-                       force=args.force, progress=not args.no_progress)
-    if args.no_progress:
-        for row in report["items"]:
-            print(_row_line(row))
-    print(
-        f"{report['videos']} videos: {report['ok']} ok, {report['damaged']} damaged, {report['failed']} failed, "
-        f"{report['skipped']} already done; {report['frames']} frames in {report['wall_time_s']:.1f} s "
-        f"({report['videos_per_hour']} videos/hour, {report['workers']} workers x "
-        f"{report['torch_threads_per_worker']} threads) → {Path(args.output) / REPORT_CSV}",
-        file=sys.stdout,
-    )
-    return 1 if report["failed"] else 0

@@ -2,16 +2,13 @@
 
 The YAML files in ``configs/`` mirror these dataclasses section by section. Unknown keys and
 values of the wrong type are errors (`ConfigError`, one line, with a suggestion), never
-silently ignored. This module is the one place where configuration is translated; the
-components themselves take typed keyword arguments.
+silently ignored (`vpanoptic.settings.from_mapping`). The components take typed keyword
+arguments; `vpanoptic.job.build_job` is the one place a `RunConfig` becomes components.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -19,6 +16,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from .errors import ConfigError
+from .settings import from_mapping
 
 __all__ = [
     "InputConfig",
@@ -28,10 +26,13 @@ __all__ = [
     "RunConfig",
     "FramePolicy",
     "parse_policy",
+    "SAVE_KINDS",
     "load_config",
     "config_to_dict",
+    "from_mapping",
 ]
 
+#: The outputs `output.save` may name: the one list (`vpanoptic.sinks.build_sinks` makes them).
 SAVE_KINDS = ("video", "png", "coco", "jsonl")
 
 
@@ -122,7 +123,8 @@ class ModelConfig:
         network whose weights ship inside the package (runs offline, real time on a CPU).
     device: "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
     batch_size: frames per forward pass (1 for lowest latency).
-    threads: torch intra-op threads; 0 = vpanoptic's measured default (see README).
+    threads: torch intra-op threads; 0 = vpanoptic's measured default (`vpanoptic.runtime`),
+        the same for every entry point.
     options: model-specific keyword arguments (checked against the model's signature).
     """
 
@@ -362,83 +364,6 @@ class RunConfig:
 
 
 # --------------------------------------------------------------------------- loading
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check/convert one YAML value against a dataclass field type."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError as exc:
-                errors.append(exc)
-        raise errors[0] if len(errors) == 1 else ConfigError(
-            f"{key} is {value!r}; expected {' or '.join(_type_name(a) for a in args)}"
-        )
-    if origin is tuple:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} is {value!r}; expected a list")
-        (item_tp, _) = typing.get_args(tp)
-        return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
-    if tp is dict or origin is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key} is {value!r}; expected a mapping")
-        return dict(value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key} is {value!r}; expected true or false")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key} is {value!r}; expected an integer")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{key} is {value!r}; expected a number")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key} is {value!r}; expected a string")
-    raise TypeError(f"unsupported config field type {tp} for {key}")
-
-
-def _unknown_key(key: str, known: Sequence[str]) -> ConfigError:
-    prefix, _, last = key.rpartition(".")
-    close = difflib.get_close_matches(last, known, n=1)
-    hint = f"; did you mean {(prefix + '.' if prefix else '') + close[0]!r}?" if close else ""
-    return ConfigError(f"unknown config key {key!r}{hint} (known: {', '.join(known)})")
-
-
-def _build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"config section {prefix.rstrip('.') or '<root>'} must be a mapping; got {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        full = f"{prefix}{key}"
-        if key not in fields:
-            raise _unknown_key(full, list(fields))
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value or {}, f"{full}.")
-        else:
-            kwargs[key] = _coerce(value, tp, full)
-    return cls(**kwargs)
-
-
 def config_to_dict(cfg: Any) -> dict:
     """A plain dict (tuples as lists) suitable for YAML/JSON."""
 
@@ -511,14 +436,4 @@ def load_config(
     for key, value in (values or {}).items():
         if value is not None:
             _set_value(tree, key, value)
-    return _build(RunConfig, tree)
-
-
-def replace_config(cfg: RunConfig, **sections: Mapping[str, Any]) -> RunConfig:
-    """A copy of `cfg` with some fields of some sections replaced (validated again)."""
-    tree = config_to_dict(cfg)
-    for name, values in sections.items():
-        for k, v in values.items():
-            if v is not None:
-                tree[name][k] = v
-    return _build(RunConfig, tree)
+    return from_mapping(RunConfig, tree)

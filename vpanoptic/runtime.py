@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import os
 
-import cv2
-import torch
-from threadpoolctl import threadpool_limits
-
-__all__ = ["default_threads", "configure_threads"]
+__all__ = ["available_cores", "configure_threads", "default_threads"]
 
 # Cores left to the decode and sink threads before torch gets the rest.
 RESERVED_CORES = 1
@@ -22,7 +18,8 @@ RESERVED_CORES = 1
 MAX_DEFAULT_THREADS = 8
 
 
-def _available_cores() -> int:
+def available_cores() -> int:
+    """CPU cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
@@ -31,7 +28,7 @@ def _available_cores() -> int:
 
 def default_threads() -> int:
     """torch intra-op threads used when the config says 0: cores minus one, 1 to 8."""
-    return max(1, min(MAX_DEFAULT_THREADS, _available_cores() - RESERVED_CORES))
+    return max(1, min(MAX_DEFAULT_THREADS, available_cores() - RESERVED_CORES))
 
 
 def configure_threads(threads: int = 0) -> int:
@@ -42,6 +39,10 @@ def configure_threads(threads: int = 0) -> int:
     """
     if threads < 0:
         raise ValueError(f"threads is {threads}; expected >= 0")
+    import cv2  # here, not at the top: the process that only plans work (batch) never loads torch
+    import torch
+    from threadpoolctl import threadpool_limits
+
     n = threads or default_threads()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)

@@ -1,27 +1,26 @@
 """Train the default model (StreetNet) on the synthetic street world, on the CPU, from scratch.
 
-    python -m vpanoptic.train --out streetnet.pt [--steps 3000] [--seed 0] [--threads 1]
-    vpanoptic train --out streetnet.pt ...          (the same, through the CLI)
+    vpanoptic train --out streetnet.pt [--steps 3000] [--seed 0] [--threads 0]
     vpanoptic train --recipe streetnet --out streetnet.pt   (the shipped weights, all stages)
 
 Data is rendered on the fly: every batch is a pure function of (seed, step), so a run is
 reproducible from its seed and resumes exactly from its periodic state file
-(``OUT.state.pt``, every ``--save-every`` steps; ``--resume``). The log has the losses every
-``--log-every`` steps and the validation PQ / mIoU on held-out worlds every ``--val-every``
-steps; the checkpoint and its ``.sha256`` are written to ``--out`` at the end. The loop
-itself is `vpanoptic.models.street_train`; this module only parses arguments (no torch
-import at CLI start-up).
+(``OUT.state.pt``, every `save_every` steps; `resume`). The log has the losses every
+`log_every` steps and the validation PQ / mIoU on held-out worlds every `val_every` steps;
+the checkpoint and its ``.sha256`` are written to `out` at the end. The loop itself is
+`vpanoptic.models.street_train`; this module checks the options (`train_streetnet`) and runs
+recipes of several stages (`run_recipe`); the command is `vpanoptic.cli.train`.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
+from pathlib import Path
+from typing import Any, Callable
 
 from .errors import UserError
 
-__all__ = ["add_arguments", "run_from_args", "main"]
+__all__ = ["DEFAULT_HYPERPARAMETERS", "RECIPES", "run_recipe", "train_streetnet"]
 
 # Defaults of the shipped model's run (README "Retraining the default model").
 DEFAULT_STEPS = 3000
@@ -34,8 +33,8 @@ DEFAULT_SIGMA = 2.0
 # The shipped weights: `--recipe streetnet` runs these stages in order, each starting from the
 # previous stage's checkpoint (OUT.stage1.pt, OUT.stage2.pt, ..., the last one is OUT).
 # Stage 1 learns the world at a small scale from scratch; the next ones fine-tune at the
-# shipped input size (512x288 for 640x360 video) with sharper centre heatmaps (sigma 1 cell,
-# NMS window 3) so that neighbouring small objects get separate centres.
+# shipped input size (512x288 for 640x360 video) with sharper center heatmaps (sigma 1 cell,
+# NMS window 3) so that neighboring small objects get separate centers.
 _HIGH_RES = {"crop": (384, 224), "input_size": (512, 288), "scale": (0.6, 1.0), "sigma": 1.0, "nms_kernel": 3}
 RECIPES: dict[str, list[dict]] = {
     "streetnet": [
@@ -46,126 +45,107 @@ RECIPES: dict[str, list[dict]] = {
 }
 TINY_CROP = (96, 64)
 TINY_NET = {"widths": (8, 8, 16, 16, 16), "blocks": (1, 1, 1), "decoder": (16, 8)}
+#: The hyper-parameters a recipe stage starts from (a stage then sets its own).
+DEFAULT_HYPERPARAMETERS: dict[str, Any] = {"crop": DEFAULT_CROP, "input_size": DEFAULT_INPUT_SIZE,
+                                           "scale": DEFAULT_SCALE, "sigma": DEFAULT_SIGMA, "nms_kernel": None,
+                                           "lr": DEFAULT_LR}
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-        return w, h
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size is {text!r}; expected WIDTHxHEIGHT, e.g. 384x216") from None
+def _log(message: str) -> None:
+    print(time.strftime("%H:%M:%S"), message, flush=True)
 
 
-def _scale(text: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"scale is {text!r}; expected LO,HI, e.g. 0.45,0.8") from None
+def train_streetnet(
+    out: str | Path,
+    *,
+    seed: int = 0,
+    steps: int = DEFAULT_STEPS,
+    batch_size: int = DEFAULT_BATCH,
+    lr: float = DEFAULT_LR,
+    crop: tuple[int, int] = DEFAULT_CROP,
+    input_size: tuple[int, int] = DEFAULT_INPUT_SIZE,
+    scale: tuple[float, float] = DEFAULT_SCALE,
+    sigma: float = DEFAULT_SIGMA,
+    nms_kernel: int | None = None,
+    init: str | None = None,
+    tiny: bool = False,
+    threads: int = 0,
+    workers: int = 1,
+    resume: bool = False,
+    log_every: int = 20,
+    val_every: int = 500,
+    save_every: int = 200,
+    log: Callable[[str], None] = _log,
+) -> None:
+    """Train StreetNet into the checkpoint `out` (and ``out.sha256``).
+
+    crop, input_size: (width, height) px of the training crops and of the network input for
+    640x360 video; scale: range of the downscale before cropping; sigma: standard deviation
+    of the center heatmap Gaussians in output cells; nms_kernel: grouping window stored for
+    inference (None: the model's); init: checkpoint to fine-tune; tiny: a tiny network and
+    crop (tests); threads: torch threads (0 = the default of every entry point); workers:
+    data processes (0 = render in this process). Bad values raise `UserError` before any work.
+    """
+    for name, value in (("steps", steps), ("batch_size", batch_size), ("log_every", log_every)):
+        if value < 1:
+            raise UserError(f"{name} is {value}; expected >= 1")
+    for name, value in (("threads", threads), ("workers", workers), ("val_every", val_every),
+                        ("save_every", save_every)):
+        if value < 0:
+            raise UserError(f"{name} is {value}; expected >= 0")
+    if not sigma > 0:
+        raise UserError(f"sigma is {sigma}; expected > 0")
+    if nms_kernel is not None and (nms_kernel < 1 or nms_kernel % 2 == 0):
+        raise UserError(f"nms_kernel is {nms_kernel}; expected an odd number >= 1")
+    if not lr > 0:
+        raise UserError(f"lr is {lr}; expected > 0")
+    lo, hi = scale
     if not 0 < lo <= hi <= 2:
-        raise argparse.ArgumentTypeError(f"scale is {text!r}; expected 0 < LO <= HI <= 2")
-    return lo, hi
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of `vpanoptic train` / `python -m vpanoptic.train`."""
-    p.add_argument("--out", required=True, help="checkpoint to write (a .sha256 is written beside it)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the whole run (data, init)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
-    p.add_argument("--lr", type=float, default=DEFAULT_LR, help="peak AdamW learning rate (poly decay)")
-    p.add_argument("--crop", type=_size, default=DEFAULT_CROP, help="training crop WxH")
-    p.add_argument("--input-size", type=_size, default=DEFAULT_INPUT_SIZE,
-                   help="network input WxH for 640x360 video, stored in the checkpoint")
-    p.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
-    p.add_argument("--workers", type=int, default=1, help="data processes (0 = render in the training process)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT.state.pt if it exists")
-    p.add_argument("--log-every", type=int, default=20)
-    p.add_argument("--val-every", type=int, default=500, help="validation PQ every N steps (0 = only at the end)")
-    p.add_argument("--save-every", type=int, default=200, help="write OUT.state.pt every N steps (0 = never)")
-    p.add_argument("--scale", type=_scale, default=DEFAULT_SCALE,
-                   help="range LO,HI of the downscale of the 640x360 frames before cropping")
-    p.add_argument("--sigma", type=float, default=DEFAULT_SIGMA,
-                   help="standard deviation of the centre heatmap Gaussians, in output cells (stride 4)")
-    p.add_argument("--nms-kernel", type=int, default=None,
-                   help="grouping NMS window stored in the checkpoint for inference (odd; default: the model's)")
-    p.add_argument("--init", help="checkpoint to start from (fine-tuning; its .sha256 must be beside it)")
-    p.add_argument("--tiny", action="store_true", help="a tiny network and crop (tests, smoke runs)")
-    p.add_argument("--recipe", choices=sorted(RECIPES),
-                   help="run a multi-stage recipe (`streetnet`: the shipped weights); sets every training "
-                        "hyper-parameter of each stage, writes OUT.stageN.pt between stages and skips stages done")
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """Build the `TrainConfig` from parsed arguments and train. Bad values raise `UserError`."""
-    for name in ("steps", "batch_size", "threads", "log_every"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} is {getattr(args, name)}; expected >= 1")
-    if args.workers < 0 or args.val_every < 0 or args.save_every < 0:
-        raise UserError("--workers, --val-every and --save-every must be >= 0")
-    if not args.sigma > 0:
-        raise UserError(f"--sigma is {args.sigma}; expected > 0")
-    if args.nms_kernel is not None and (args.nms_kernel < 1 or args.nms_kernel % 2 == 0):
-        raise UserError(f"--nms-kernel is {args.nms_kernel}; expected an odd number >= 1")
-    if not args.lr > 0:
-        raise UserError(f"--lr is {args.lr}; expected > 0")
-    if args.recipe is not None:
-        return _run_recipe(args)
-    import torch
-
+        raise UserError(f"scale is {lo},{hi}; expected 0 < LO <= HI <= 2")
+    from .job import set_thread_defaults
     from .models.street_data import DataParams
     from .models.street_train import TrainConfig, train
 
-    torch.set_num_threads(args.threads)
-    data = DataParams(crop=TINY_CROP if args.tiny else args.crop, scale=args.scale, sigma=args.sigma)
-    cfg = TrainConfig(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      input_size=args.input_size, net=dict(TINY_NET) if args.tiny else {}, data=data,
-                      init=args.init,
-                      grouping={} if args.nms_kernel is None else {"nms_kernel": args.nms_kernel})
-    train(cfg, args.out, resume=args.resume, workers=args.workers, log_every=args.log_every,
-          val_every=args.val_every, save_every=args.save_every,
-          log=lambda msg: print(time.strftime("%H:%M:%S"), msg, flush=True))
-    return 0
+    set_thread_defaults(threads)
+    data = DataParams(crop=TINY_CROP if tiny else crop, scale=scale, sigma=sigma)
+    cfg = TrainConfig(seed=seed, steps=steps, batch_size=batch_size, lr=lr, input_size=input_size,
+                      net=dict(TINY_NET) if tiny else {}, data=data, init=init,
+                      grouping={} if nms_kernel is None else {"nms_kernel": nms_kernel})
+    train(cfg, str(out), resume=resume, workers=workers, log_every=log_every, val_every=val_every,
+          save_every=save_every, log=log)
 
 
-def _run_recipe(args: argparse.Namespace) -> int:
-    """The stages of `args.recipe`, each a plain run (same code path as the single-run options)."""
-    from pathlib import Path
+def run_recipe(recipe: str, out: str | Path, *, log: Callable[[str], None] = _log, **options: Any) -> None:
+    """The stages of `RECIPES[recipe]`, each a `train_streetnet` run from the previous one.
 
+    Stage i writes ``OUT.stageI.pt`` (the last one `out`) and is skipped when that file and its
+    ``.sha256`` exist (verified first: a damaged stage is an error). `options` are the other
+    keyword arguments of `train_streetnet` (threads, workers, tiny, ...); each stage's own
+    values replace them and the hyper-parameters it does not set take their defaults.
+    """
     from .models.checkpoint import load_checkpoint
 
-    if args.init is not None:
-        raise UserError("--recipe starts from scratch; leave out --init")
-    stages = RECIPES[args.recipe]
-    out = Path(args.out)
+    if recipe not in RECIPES:
+        raise UserError(f"unknown recipe {recipe!r}; choose from {', '.join(sorted(RECIPES))}")
+    if options.get("init") is not None:
+        raise UserError("a recipe starts from scratch; leave out init")
+    stages = RECIPES[recipe]
+    out = Path(out)
     previous = None
     for i, stage in enumerate(stages, start=1):
         target = out if i == len(stages) else out.with_name(f"{out.stem}.stage{i}{out.suffix}")
-        done = target.is_file() and target.with_name(target.name + ".sha256").is_file()
-        if done:
-            load_checkpoint(target)  # verified: a damaged stage is an error, not silently reused
-            print(time.strftime("%H:%M:%S"), f"stage {i}/{len(stages)}: {target} exists, skipped", flush=True)
+        if target.is_file() and target.with_name(target.name + ".sha256").is_file():
+            load_checkpoint(target)
+            log(f"stage {i}/{len(stages)}: {target} exists, skipped")
         else:
-            print(time.strftime("%H:%M:%S"), f"stage {i}/{len(stages)}: {stage} -> {target}", flush=True)
-            ns = argparse.Namespace(**{**vars(args), "recipe": None, "out": str(target), "init": previous,
-                                       "crop": DEFAULT_CROP, "input_size": DEFAULT_INPUT_SIZE,
-                                       "scale": DEFAULT_SCALE, "sigma": DEFAULT_SIGMA, "nms_kernel": None,
-                                       "lr": DEFAULT_LR, **stage})
-            run_from_args(ns)
+            log(f"stage {i}/{len(stages)}: {stage} -> {target}")
+            train_streetnet(target, **{**options, **DEFAULT_HYPERPARAMETERS, "init": previous, **stage}, log=log)
         previous = str(target)
-    return 0
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vpanoptic.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    args = p.parse_args(argv)
-    try:
-        return run_from_args(args)
-    except UserError as exc:
-        print(f"{p.prog}: error: {exc}", file=sys.stderr)
-        return 2
+if __name__ == "__main__":  # python -m vpanoptic.train ... = vpanoptic train ...
+    import sys
 
+    from .cli import main
 
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["train", *sys.argv[1:]]))

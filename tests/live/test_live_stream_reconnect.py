@@ -316,7 +316,7 @@ def test_recording_over_http_ends_at_its_end_when_reconnecting(tmp_path):
 
 def test_open_input_sets_up_streams_from_the_config():
     from vpanoptic.config import InputConfig
-    from vpanoptic.runner import open_input
+    from vpanoptic.job import open_input
 
     source = open_input("rtsp://127.0.0.1:1/cam", InputConfig(stall_timeout_s=2.5, reconnect_give_up_s=7.0))
     assert isinstance(source, StreamSource) and source.reconnect
@@ -327,7 +327,7 @@ def test_open_input_sets_up_streams_from_the_config():
 
 def test_open_input_passes_options_and_leaves_webcam_rate_alone(tmp_path):
     from vpanoptic.config import load_config
-    from vpanoptic.runner import open_input
+    from vpanoptic.job import open_input
 
     cfg = load_config(None, ["input.options.video_size=1280x720"]).input
     cam = open_input("/dev/video7", cfg)

@@ -15,7 +15,7 @@ maps ``semantic * label_divisor + instance`` — through ``update(...)`` and rep
 `Evaluator` feeds one frame to several of them at once; `evaluate_sequences` runs it over
 in-memory sequences with a `DatasetMeta`. Benchmark layouts (KITTI-STEP, MOTChallenge-STEP,
 Cityscapes-VPS, VIPSeg, COCO panoptic, MOTS) are read and written by `vpanoptic.eval.formats`;
-``vpanoptic eval`` is `vpanoptic.eval.run`, ``vpanoptic experiment`` `vpanoptic.eval.experiment`.
+``vpanoptic eval`` scores with `vpanoptic.eval.run`; ``vpanoptic experiment`` is `vpanoptic.experiment`.
 """
 
 from __future__ import annotations

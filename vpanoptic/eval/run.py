@@ -30,7 +30,7 @@ from ..errors import UserError
 from .evaluator import Evaluator, InstanceRelabeler
 from .formats import FORMATS, FormatError, pair_sequences, read_format
 
-__all__ = ["CLI_METRICS", "EvalError", "evaluate_paths", "format_table", "to_jsonable"]
+__all__ = ["CLI_METRICS", "DEFAULT_METRICS", "EvalError", "evaluate_paths", "format_table", "to_jsonable"]
 
 CLI_METRICS = ("stq", "pq", "vpq", "motsa", "ptq")
 DEFAULT_METRICS = {"coco": "pq", "mots": "motsa"}  # other formats: stq,pq,vpq
@@ -207,23 +207,3 @@ def format_table(result: dict) -> str:
             lines.append(f"{str(name):<{name_w}}  {stq['Length_per_seq'][i]:>6}  {_fmt(stq['STQ_per_seq'][i]):>7}  "
                          f"{_fmt(stq['AQ_per_seq'][i]):>7}  {_fmt(stq['IoU_per_seq'][i]):>7}")
     return "\n".join(lines)
-
-
-def run_eval(args) -> int:
-    """The ``vpanoptic eval`` command: prints the table, optionally writes ``--json``."""
-    import json
-    from pathlib import Path
-
-    text = args.metrics if args.metrics is not None else DEFAULT_METRICS.get(args.format, "stq,pq,vpq")
-    metrics = [m.strip().lower() for m in str(text).split(",") if m.strip()]
-    path = Path(args.json) if args.json else None
-    if path is not None and not path.parent.is_dir():  # fail before the work, not after
-        raise EvalError(f"cannot write {path}: folder {path.parent} does not exist")
-    result = evaluate_paths(args.gt, args.pred, format=args.format, metrics=metrics, progress=not args.no_progress)
-    print(format_table(result))
-    if path is not None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(to_jsonable(result), indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)
-        print(f"wrote {path}")
-    return 0

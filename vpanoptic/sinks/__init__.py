@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from ..config import SAVE_KINDS
 from ..errors import ConfigError
 from .base import Sink
 from .coco import CocoPanopticSink
@@ -33,7 +34,8 @@ __all__ = [
     "segment_stats",
 ]
 
-SINK_KINDS = ("video", "png", "coco", "jsonl")
+#: The kinds `build_sinks` makes: the values `output.save` may name (one list, in config).
+SINK_KINDS = SAVE_KINDS
 
 
 def build_sinks(

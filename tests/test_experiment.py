@@ -8,7 +8,7 @@ import pytest
 
 from vpanoptic.cli import main
 from vpanoptic.errors import ConfigError
-from vpanoptic.eval.experiment import load_spec, markdown_report
+from vpanoptic.experiment import load_spec, markdown_report
 
 TINY = """
 name: tiny
@@ -122,15 +122,15 @@ def test_plots_without_matplotlib_name_the_extra(monkeypatch, tmp_path):
 def test_shipped_specs_load_and_build_their_trackers(name):
     from pathlib import Path
 
+    from vpanoptic.job import tracker_from_config
     from vpanoptic.models.registry import get_entry
     from vpanoptic.synth import SCENARIOS
-    from vpanoptic.tracking import build_tracker
 
-    spec = load_spec(Path(__file__).resolve().parents[2] / "configs" / "experiments" / name)
+    spec = load_spec(Path(__file__).resolve().parents[1] / "configs" / "experiments" / name)
     assert set(spec.data["synthetic"]["scenarios"]) <= set(SCENARIOS)
     for config in spec.configurations:
-        kwargs = {k: v for k, v in config.tracker.items() if k != "name"}
-        build_tracker(config.tracker["name"], **kwargs)  # raises on a keyword the tracker lost
+        assert config.tracker_config.name == config.tracker["name"]
+        tracker_from_config(config.tracker_config)  # raises on a keyword the tracker lost
         entry = get_entry(config.model["name"])
         assert set(config.model["options"]) <= set(entry.option_names()), config.name
 
@@ -139,7 +139,7 @@ def test_configurations_sharing_a_model_do_not_share_tracker_state(tmp_path):
     """Configurations with the same model are run in lockstep on one prediction per frame;
     each tracker works on its own copy, so two identical configurations agree exactly and
     running them together equals running one alone."""
-    from vpanoptic.eval.experiment import run_experiment
+    from vpanoptic.experiment import run_experiment
 
     twin = TINY.replace(
         "  - name: hungarian\n", "  - name: hungarian twin\n    tracker: {name: hungarian, iou_threshold: 0.3}\n"
@@ -154,3 +154,20 @@ def test_configurations_sharing_a_model_do_not_share_tracker_state(tmp_path):
     twin_run, main_run = both["configurations"][1], both["configurations"][2]
     assert twin_run["numbers"] == main_run["numbers"] == alone["configurations"][0]["numbers"]
     assert twin_run["id_switches_over_time"] == alone["configurations"][0]["id_switches_over_time"]
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("iou_threshold: 0.3", "iou_threshold: 2", "tracker.iou_threshold is 2.0; expected 0 < x <= 1"),
+        ("iou_threshold: 0.3", "min_hits: many", "tracker.min_hits is 'many'; expected an integer"),
+        ("{name: hungarian,", "{name: kalman,", "tracker.name is 'kalman'"),
+    ],
+)
+def test_tracker_settings_are_validated_like_a_run_config(tmp_path, capsys, old, new, message):
+    spec = _write(tmp_path, TINY.replace(old, new))
+    out = tmp_path / "o"
+    assert main(["experiment", str(spec), "-o", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "configuration 'hungarian'" in err and message in err and err.count("\n") == 1
+    assert not out.exists()  # rejected before any clip is rendered

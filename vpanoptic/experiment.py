@@ -19,13 +19,14 @@ Spec (YAML; unknown keys are errors)::
       - name: no association
         tracker: {name: none}
       - name: hungarian
-        tracker: {name: hungarian, iou_threshold: 0.3}     # keyword arguments of build_tracker
+        tracker: {name: hungarian, iou_threshold: 0.3}     # keys of the config's tracker section
         model: {name: oracle, options: {...}}              # optional, replaces the default model
 
-Every configuration runs over every clip: frames are decoded from the video, the model
-predicts (once per frame for all the configurations that share a model), the tracker
-(``vpanoptic.tracking.build_tracker(name, **kwargs)``) assigns ids, and the predictions are
-scored against the ground truth with `Evaluator` (KITTI-STEP rules). With tracker "none",
+Every configuration runs over every clip. The clip is the job of `vpanoptic.job.build_job`
+(decode, predict; frame policy every) with no tracker in the loop and one sink that scores
+each predicted frame for every configuration sharing the model: each tracker (built from
+its `TrackerConfig`, validated like a run's ``tracker:`` section) assigns ids to a private
+copy, scored against the ground truth with `Evaluator` (KITTI-STEP rules). With tracker "none",
 things keep the model's track ids when it gives any (the oracle's
 ``keep_ids``: perfect association), else its per-frame segment ids. Outputs in the folder:
 ``results.md`` (tables), ``results.json`` (all numbers), ``metrics.png`` (metric per
@@ -46,9 +47,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..errors import ConfigError, UserError
-from .evaluator import Evaluator, InstanceRelabeler
-from .run import CLI_METRICS, to_jsonable
+from .config import InputConfig, ModelConfig, OutputConfig, RunConfig, TrackerConfig, from_mapping
+from .errors import ConfigError, StageError, UserError
+from .eval.evaluator import Evaluator, InstanceRelabeler
+from .eval.run import CLI_METRICS, to_jsonable
+from .sinks.base import Sink
 
 __all__ = ["Clip", "Configuration", "ExperimentSpec", "load_spec", "run_experiment"]
 
@@ -61,11 +64,12 @@ TOP_KEYS = ("STQ", "AQ", "SQ", "PQ", "VPQ", "PTQ", "MOTSA", "sMOTSA", "IDS")
 
 @dataclass(frozen=True)
 class Configuration:
-    """One point of the grid: a tracker (name + keyword arguments) and a model (name + options)."""
+    """One point of the grid: a tracker (its settings as given, and validated) and a model."""
 
     name: str
     tracker: dict
     model: dict
+    tracker_config: TrackerConfig = field(default_factory=TrackerConfig)
 
 
 @dataclass(frozen=True)
@@ -132,10 +136,11 @@ def load_spec(path: str | os.PathLike) -> ExperimentSpec:
         bad = set(syn) - _SYNTH_KEYS
         _require(not bad, f"{path}: data.synthetic: unknown keys {sorted(bad)}; expected {sorted(_SYNTH_KEYS)}")
     else:
-        _require(isinstance(data["clips"], list) and data["clips"], f"{path}: data.clips must be a non-empty list")
+        clips = data["clips"]
+        _require(isinstance(clips, list) and bool(clips), f"{path}: data.clips must be a non-empty list")
     default_model = _model_entry(raw["model"], "model") if "model" in raw else {"name": "oracle", "options": {}}
     configs = raw.get("configurations")
-    _require(isinstance(configs, list) and configs, f"{path}: configurations must be a non-empty list")
+    _require(isinstance(configs, list) and bool(configs), f"{path}: configurations must be a non-empty list")
     out, names = [], set()
     for i, c in enumerate(configs):
         where = f"configurations[{i}]"
@@ -148,8 +153,12 @@ def load_spec(path: str | os.PathLike) -> ExperimentSpec:
         name = str(c.get("name") or tracker["name"])
         _require(name not in names, f"{path}: configuration name {name!r} is used twice")
         names.add(name)
+        try:
+            tracker_config = from_mapping(TrackerConfig, tracker, "tracker.")
+        except ConfigError as err:
+            raise ConfigError(f"{path}: configuration {name!r}: {err}") from None
         model = _model_entry(c["model"], f"{where}.model") if "model" in c else copy.deepcopy(default_model)
-        out.append(Configuration(name=name, tracker=dict(tracker), model=model))
+        out.append(Configuration(name=name, tracker=dict(tracker), model=model, tracker_config=tracker_config))
     return ExperimentSpec(
         name=str(raw.get("name") or path.stem), metrics=list(metrics), configurations=out, data=data,
         device=str(raw.get("device", "cpu")), model=default_model, description=str(raw.get("description", "")),
@@ -170,7 +179,7 @@ def prepare_clips(spec: ExperimentSpec, out_dir: Path, progress: bool = True) ->
                     raise UserError(f"data.clips[{i}]: {p} does not exist")
             clips.append(Clip(str(c.get("name", video.parent.name)), video, gt))
         return clips
-    from ..synth import GENERATOR_VERSION, write_sequence
+    from .synth import GENERATOR_VERSION, write_sequence
 
     syn = spec.data["synthetic"] or {}
     scenarios = syn.get("scenarios", ["street"])
@@ -203,23 +212,22 @@ class _Run:
     """The state of one configuration: its evaluator over all clips, its tracker on the current clip."""
 
     def __init__(self, config: Configuration, metrics: list[str]):
-        from ..datasets import KITTI_STEP
+        from .datasets import KITTI_STEP
 
         self.config = config
         self.evaluator = Evaluator(KITTI_STEP, [_METRIC_NAMES[m] for m in metrics])
         self.mots = self.evaluator.metric("mots")
-        self.kwargs = {k: v for k, v in config.tracker.items() if k != "name"}
-        self.pass_through = config.tracker["name"] == "none"
+        self.pass_through = config.tracker_config.name == "none"
         self.ids_over_time: dict[str, list[int]] = {}
         self.tracker_seconds = 0.0
         self.frames = 0
 
-    def start_clip(self, clip: Clip) -> None:
-        from ..datasets import KITTI_STEP
-        from ..tracking import build_tracker
+    def start_clip(self, clip: Clip, device) -> None:
+        from .datasets import KITTI_STEP
+        from .job import tracker_from_config
 
         try:
-            self.tracker = build_tracker(self.config.tracker["name"], **self.kwargs)
+            self.tracker = tracker_from_config(self.config.tracker_config, device)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"configuration {self.config.name!r}: tracker {self.config.tracker}: {err}") from None
         self.relabel = InstanceRelabeler(KITTI_STEP.label_divisor)  # track ids may pass the divisor
@@ -235,7 +243,8 @@ class _Run:
                 setattr(pf, name, value.copy())
         pf.timings = dict(pf.timings)
         started = time.perf_counter()
-        pf = self.tracker.update(pf)
+        if self.tracker is not None:  # None: things keep the model's ids
+            pf = self.tracker.update(pf)
         self.tracker_seconds += time.perf_counter() - started
         pf = pf.to_numpy()
         # No tracker: things keep the model's ids if it gives any, else per-frame segment ids.
@@ -257,7 +266,7 @@ class _Run:
         per_seq = {}
         for i, clip in enumerate(clips):
             series = self.ids_over_time[clip.name]
-            row = {"IDS": series[-1] if series else 0}
+            row: dict[str, float] = {"IDS": series[-1] if series else 0}
             if stq is not None:
                 row.update(STQ=float(stq["STQ_per_seq"][i]), AQ=float(stq["AQ_per_seq"][i]),
                            SQ=float(stq["IoU_per_seq"][i]))
@@ -275,12 +284,38 @@ class _Run:
         }
 
 
+class _Scorer(Sink):
+    """The sink of one clip's job: each predicted frame, tracked and scored by every run of one model."""
+
+    name = "experiment"
+
+    def __init__(self, clip: Clip, runs: list[_Run], bar):
+        self.clip, self.runs, self.bar = clip, runs, bar
+        self.frames = 0
+
+    def write(self, pf) -> None:
+        from .io.formats import read_kitti_step
+
+        index = pf.frame.index
+        gt_path = self.clip.gt / f"{index:06d}.png"
+        if not gt_path.is_file():
+            raise UserError(f"clip {self.clip.name}: no ground truth {gt_path} for frame {index}")
+        gt = read_kitti_step(gt_path)
+        for run in self.runs:
+            run.step(pf, gt, self.clip, index)
+        self.frames += 1
+        if self.bar is not None:
+            self.bar.update(len(self.runs))
+
+    def close(self) -> None:
+        pass
+
+
 def _run_all(spec: ExperimentSpec, clips: list[Clip], bar) -> list[dict]:
     """Every configuration over every clip. Configurations with the same model run in lockstep:
-    each frame is decoded and predicted once, then tracked and scored by each of them."""
-    from ..io.formats import read_kitti_step
-    from ..io.sources import open_source
-    from ..models.registry import build_model
+    each frame is decoded and predicted once (one job per clip and model), then tracked and
+    scored by each of them."""
+    from .job import build_job
 
     runs = [_Run(config, spec.metrics) for config in spec.configurations]
     groups: dict[str, list[_Run]] = {}
@@ -289,30 +324,26 @@ def _run_all(spec: ExperimentSpec, clips: list[Clip], bar) -> list[dict]:
     for clip in clips:
         expected = _frame_count(clip)
         for members in groups.values():
-            cv2.setRNGSeed(RNG_SEED)  # OpenCV's RANSAC (camera motion) draws from it: runs independent of order
-            for run in members:
-                run.start_clip(clip)
-            model_cfg = members[0].config.model
-            model = build_model(model_cfg["name"], device=spec.device, input=str(clip.video),
-                                **model_cfg["options"])
-            seen = 0
-            try:
-                with open_source(str(clip.video)) as source:
-                    for frame in source:
-                        gt_path = clip.gt / f"{frame.index:06d}.png"
-                        if not gt_path.is_file():
-                            raise UserError(f"clip {clip.name}: no ground truth {gt_path} for frame {frame.index}")
-                        gt = read_kitti_step(gt_path)
-                        pf = model.predict([frame])[0]
-                        for run in members:
-                            run.step(pf, gt, clip, frame.index)
-                        seen += 1
-                        if bar is not None:
-                            bar.update(len(members))
-            finally:
-                model.close()
-            if seen != expected:
-                raise UserError(f"clip {clip.name}: the video gave {seen} frames but {clip.gt} holds {expected}")
+            model = members[0].config.model
+            cfg = RunConfig(input=InputConfig(policy="every"), tracker=TrackerConfig(name="none"),
+                            model=ModelConfig(name=model["name"], device=spec.device, options=model["options"]),
+                            output=OutputConfig(save=()))
+            scorer = _Scorer(clip, members, bar)
+            with build_job(str(clip.video), cfg, sinks=[scorer]) as job:
+                # OpenCV's RANSAC (camera motion) draws from its RNG on the thread of the sinks
+                # (this one): runs independent of their order
+                cv2.setRNGSeed(RNG_SEED)
+                for run in members:
+                    run.start_clip(clip, job.model.device)
+                try:
+                    job.run()
+                except StageError as err:
+                    if isinstance(err.error, UserError):  # a mistake in the clip or a configuration: one line
+                        raise err.error from None
+                    raise
+            if scorer.frames != expected:
+                raise UserError(
+                    f"clip {clip.name}: the video gave {scorer.frames} frames but {clip.gt} holds {expected}")
             for run in members:
                 run.end_clip(clip)
     return [run.summary(clips) for run in runs]
@@ -321,11 +352,11 @@ def _run_all(spec: ExperimentSpec, clips: list[Clip], bar) -> list[dict]:
 def run_experiment(spec: ExperimentSpec, out_dir: str | os.PathLike, *, progress: bool = True,
                    plots: bool = True) -> dict:
     """Run every configuration over every clip, then write results.md / .json and the plots."""
-    from ..runtime import configure_threads
+    from .job import set_thread_defaults
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    configure_threads(0)
+    set_thread_defaults(0)  # the jobs set the same; the clips are rendered with them too
     clips = prepare_clips(spec, out_dir, progress)
     total = len(spec.configurations) * sum(_frame_count(c) for c in clips)
     from tqdm import tqdm
@@ -337,7 +368,7 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | os.PathLike, *, progress
     (out_dir / "results.json").write_text(json.dumps(to_jsonable(summary), indent=1) + "\n", encoding="utf-8")
     (out_dir / "results.md").write_text(markdown_report(summary), encoding="utf-8")
     if plots:
-        from .plots import plot_experiment
+        from .eval.plots import plot_experiment
 
         plot_experiment(summary, out_dir)
     return summary
@@ -395,13 +426,3 @@ def _model_diff(base: dict, model: dict) -> str:
     diff = [f"{k}={opts[k]}" for k in sorted(opts) if old.get(k, None) != opts[k]]
     diff += [f"{k} default" for k in sorted(old) if k not in opts]
     return ", ".join(diff) or "default"
-
-
-def run_experiment_cli(args) -> int:
-    """The ``vpanoptic experiment`` command."""
-    spec = load_spec(args.spec)
-    out = Path(args.output or spec.output or Path("runs") / spec.name)
-    summary = run_experiment(spec, out, progress=not args.no_progress)
-    print(markdown_report(summary))
-    print(f"wrote results.md, results.json and plots to {out}")
-    return 0
