@@ -31,7 +31,7 @@ import argparse
 import contextlib
 import datetime
 import json
-import math
+import os
 import platform
 import signal
 import sys
@@ -477,4 +477,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # A torch.compile cell stopped by the budget can leave its compile workers waiting; the
+    # table is written, so leave without joining them.
+    os._exit(code)
