@@ -22,8 +22,8 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -185,7 +185,12 @@ class RunStats:
             "wall_time_s": round(self.wall_time, 4),
             "fps": round(self.processed / self.wall_time, 3) if self.wall_time > 0 else None,
             "stage_ms": {k: (round(v.mean_ms, 3) if v.mean_ms is not None else None) for k, v in self.stages.items()},
-            "latency_ms": {"p50": pct(50), "p95": pct(95), "p99": pct(99), "max": round(float(lat.max()), 3) if lat.size else None},
+            "latency_ms": {
+                "p50": pct(50),
+                "p95": pct(95),
+                "p99": pct(99),
+                "max": round(float(lat.max()), 3) if lat.size else None,
+            },
             "queue_high_water": self.queue_high_water,
             "interrupted": self.interrupted,
         }
@@ -394,10 +399,14 @@ class Pipeline:
             frames = FrameQueue(policy, self.queue_size)
             results: queue.Queue = queue.Queue(maxsize=self.queue_size)
             tracked: queue.Queue = queue.Queue(maxsize=self.queue_size)
+            stages = [
+                ("decode", self._decode_loop, (frames,)),
+                ("inference", self._inference_loop, (frames, results)),
+                ("tracker", self._tracker_loop, (results, tracked)),
+            ]
             self.threads = [
-                threading.Thread(target=self._decode_loop, args=(frames,), name="vpanoptic-decode", daemon=True),
-                threading.Thread(target=self._inference_loop, args=(frames, results), name="vpanoptic-inference", daemon=True),
-                threading.Thread(target=self._tracker_loop, args=(results, tracked), name="vpanoptic-tracker", daemon=True),
+                threading.Thread(target=target, args=args, name=f"vpanoptic-{name}", daemon=True)
+                for name, target, args in stages
             ]
             for t in self.threads:
                 t.start()

@@ -11,13 +11,13 @@ a struct of arrays (segment id, category id, is_thing, score, track id). Track i
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Sequence, Union
 
 import numpy as np
 import torch
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = np.ndarray | torch.Tensor
 
 __all__ = ["Category", "DatasetMeta", "Frame", "PanopticFrame"]
 
@@ -227,7 +227,7 @@ class PanopticFrame:
     def on_device(self) -> bool:
         return isinstance(self.id_map, torch.Tensor)
 
-    def to_numpy(self) -> "PanopticFrame":
+    def to_numpy(self) -> PanopticFrame:
         """The one device → host move at the sink boundary. No-op for NumPy id maps."""
         if not isinstance(self.id_map, torch.Tensor):
             return self
@@ -247,7 +247,7 @@ class PanopticFrame:
             raise ValueError(f"id_map holds segment ids {missing.tolist()} with no segment entry")
 
     # ------------------------------------------------------------- selection
-    def __getitem__(self, index) -> "PanopticFrame":
+    def __getitem__(self, index) -> PanopticFrame:
         """NumPy-style selection of segments (boolean mask, index array or slice), in order.
 
         Pixels of segments that are not kept become void (0) in the returned id map.
@@ -289,7 +289,7 @@ class PanopticFrame:
         instance: np.ndarray,
         meta: DatasetMeta,
         scores: Sequence[float] | None = None,
-    ) -> "PanopticFrame":
+    ) -> PanopticFrame:
         """Build a frame from STEP-style labels.
 
         Args:

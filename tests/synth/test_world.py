@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 
 from vpanoptic.errors import ConfigError, UserError
-from vpanoptic.synth import (KITTI_MIN_HEIGHT, SCENARIOS, SceneConfig, SynthFrame, crowd_small_instances,
-                             default_min_height, generate)
+from vpanoptic.synth import (
+    KITTI_MIN_HEIGHT,
+    SCENARIOS,
+    SceneConfig,
+    SynthFrame,
+    crowd_small_instances,
+    default_min_height,
+    generate,
+)
 from vpanoptic.synth.world import IdBook, World
 
 SIZE = (160, 96)                       # (width, height): small frames keep the tests fast

@@ -15,8 +15,8 @@ Conventions:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -36,7 +36,7 @@ _LUT_LIMIT = 1 << 22
 # Pair tables with more cells than this are counted with np.unique on packed keys.
 _DENSE_PAIR_LIMIT = 1 << 24
 
-LabelsLike = Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]
+LabelsLike = np.ndarray | tuple[np.ndarray, np.ndarray]
 """A frame's labels: a panoptic map ``(H, W)`` int, or a ``(semantic, instance)`` pair."""
 
 
@@ -123,7 +123,7 @@ class PairTable:
     count: np.ndarray
 
     @staticmethod
-    def merge(tables: Sequence["PairTable"]) -> "PairTable":
+    def merge(tables: Sequence[PairTable]) -> PairTable:
         """Sum several tables (e.g. the frames of a window): counts of equal pairs add up."""
         if len(tables) == 1:
             return tables[0]
@@ -192,8 +192,8 @@ class PQMatch:
         return iou, tp, fp, fn
 
 
-GtInfo = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray, np.ndarray]]
-PredInfo = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
+GtInfo = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+PredInfo = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def match_segments(

@@ -8,7 +8,7 @@ benchmark folders) both drive it.
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 

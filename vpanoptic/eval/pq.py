@@ -37,12 +37,19 @@ Two accumulators, because the two reference implementations differ in what is ig
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .common import (
-    LabelsLike, PairTable, PQMatch, check_same_shape, match_segments, pair_table, pq_summary, to_panoptic,
+    LabelsLike,
+    PairTable,
+    PQMatch,
+    check_same_shape,
+    match_segments,
+    pair_table,
+    pq_summary,
+    to_panoptic,
 )
 
 __all__ = ["COCOPanopticQuality", "PanopticQuality", "match_deeplab2"]

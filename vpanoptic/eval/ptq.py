@@ -29,7 +29,7 @@ nuScenes panoptic-tracking evaluator over classes with at least one ground-truth
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 

@@ -33,7 +33,7 @@ the tests reproduce the values asserted by its ``_test.py``.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 

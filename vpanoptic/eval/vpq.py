@@ -43,7 +43,7 @@ reproduced.
 from __future__ import annotations
 
 from collections import deque
-from typing import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 
 import numpy as np
 

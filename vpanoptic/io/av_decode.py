@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from fractions import Fraction
-from typing import Iterator
 
 import av
 import numpy as np

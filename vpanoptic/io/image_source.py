@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import cv2
 import numpy as np

@@ -16,7 +16,7 @@ Frame policies (how the pipeline's queue treats a slow consumer) are named by st
 from __future__ import annotations
 
 import abc
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..types import Frame
 
@@ -72,7 +72,7 @@ class Source(abc.ABC):
     def close(self) -> None:
         """Release the input. Idempotent; safe to call from another thread."""
 
-    def __enter__(self) -> "Source":
+    def __enter__(self) -> Source:
         self.open()
         return self
 

@@ -23,9 +23,10 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Mapping, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np

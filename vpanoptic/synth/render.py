@@ -24,8 +24,7 @@ import cv2
 import numpy as np
 
 from .textures import TEX_PERIOD, TEX_RES, TEX_X0, Style, _clouds, _ground_texture, _ring, _sample_style, _skyline
-from .world import (CAR, PERSON, ROAD, SIDEWALK, SKY, TAG_LOOK, VEGETATION, Camera, Car, Person, Static,
-                    seeded_rng)
+from .world import CAR, PERSON, ROAD, SIDEWALK, SKY, TAG_LOOK, VEGETATION, Camera, Car, Person, Static, seeded_rng
 
 __all__ = ["Renderer", "Style"]
 

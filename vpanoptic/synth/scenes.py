@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
-
 from ..errors import ConfigError
 
 __all__ = ["SCENARIOS", "SceneConfig", "resolve_scenario", "MAX_HIDDEN", "OCC_FIRST"]
@@ -108,7 +107,7 @@ SCENARIOS: dict[str, SceneConfig] = {
 }
 
 
-def resolve_scenario(scenario: "str | SceneConfig") -> tuple[str, SceneConfig]:
+def resolve_scenario(scenario: str | SceneConfig) -> tuple[str, SceneConfig]:
     """A preset name or a `SceneConfig` → (name, config); custom configs are named "custom"."""
     if isinstance(scenario, SceneConfig):
         names = [n for n, c in SCENARIOS.items() if c == scenario]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 
@@ -310,7 +311,7 @@ class World:
         out = []
         for b in range(math.floor((z - BEHIND) / STATIC_BLOCK), math.floor((z + STATIC_FAR) / STATIC_BLOCK) + 1):
             for side in (-1, 1):
-                out += self._cached(("static", side, b), lambda: self._static_block(side, b))
+                out += self._cached(("static", side, b), partial(self._static_block, side, b))
         if self._occ is not None:
             out.append(self._occ["hedge"])
         return out
@@ -444,7 +445,7 @@ class World:
             moves = (st.direction * v_lo * t, st.direction * st.speed[1] * t)
             s_lo, s_hi = ez - BEHIND - max(moves), ez + st.far - min(moves)
             for b in range(math.floor(s_lo / st.slot / self._SLOTS), math.floor(s_hi / st.slot / self._SLOTS) + 1):
-                block = self._cached(("stream", st.index, b), lambda: self._stream_block(st, b))
+                block = self._cached(("stream", st.index, b), partial(self._stream_block, st, b))
                 for slot, s, speed, lateral, spec in block:
                     z = s + st.direction * speed * t
                     if -BEHIND <= z - ez <= st.far:
@@ -472,7 +473,7 @@ class World:
             v_min = max(c.walk_speed[0] * c.object_speed, MIN_SPEED)
             life = (x_to - x_from) / v_min
             for blk in range(math.floor((t - life) / CROSS_BLOCK), math.floor(t / CROSS_BLOCK) + 1):
-                for key, x0, z, ts, v, d, spec in self._cached(("cross", blk), lambda: self._cross_block(blk)):
+                for key, x0, z, ts, v, d, spec in self._cached(("cross", blk), partial(self._cross_block, blk)):
                     if ts <= t <= ts + (x_to - x_from) / v:
                         out.append(self._person(key, x0 + d * v * (t - ts), z, spec, v, v * (t - ts),
                                                 heading=(float(d), 0.0)))

@@ -17,10 +17,10 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable
 
 import av
 
@@ -74,7 +74,7 @@ def write_sequence(out_dir: str | os.PathLike, *, seed: int = 0, frames: int = 6
         ConfigError (a UserError and ValueError) for bad parameters, UserError if `out_dir`
         is in the way.
     """
-    from . import check_params, default_min_height, generate          # the package imports this module
+    from . import check_params, default_min_height, generate  # the package imports this module
 
     name, config = resolve_scenario(scenario)
     fps = config.fps if fps is None else fps
