@@ -106,7 +106,7 @@ class FrameQueue:
     def _drop_stale(self) -> None:
         if self.policy.kind != "staleness":
             return
-        limit = self._clock() - self.policy.max_age
+        limit = self._clock() - (self.policy.max_age or 0.0)
         while self._items and self._items[0].capture_time < limit:
             self._items.popleft()
             self.dropped += 1
@@ -307,6 +307,7 @@ class Pipeline:
                         continue
                     if item is END:
                         break
+                    assert isinstance(item, Frame)
                     batch = [item]
                     while len(batch) < self.batch_size:
                         more = frames.get_nowait()
@@ -399,7 +400,7 @@ class Pipeline:
             frames = FrameQueue(policy, self.queue_size)
             results: queue.Queue = queue.Queue(maxsize=self.queue_size)
             tracked: queue.Queue = queue.Queue(maxsize=self.queue_size)
-            stages = [
+            stages: list[tuple[str, Callable[..., None], tuple]] = [
                 ("decode", self._decode_loop, (frames,)),
                 ("inference", self._inference_loop, (frames, results)),
                 ("tracker", self._tracker_loop, (results, tracked)),
@@ -444,7 +445,7 @@ class Pipeline:
         return self.stats
 
     def _close_all(self) -> None:
-        errors = []
+        errors: list[tuple[str, BaseException]] = []
         for sink in self.sinks:
             try:
                 sink.close()
@@ -454,8 +455,8 @@ class Pipeline:
             self.source.close()
         except Exception as exc:  # noqa: BLE001
             errors.append(("decode", exc))
-        for stage, exc in errors:
-            self._fail(stage, exc)
+        for stage, error in errors:
+            self._fail(stage, error)
 
     @property
     def alive_threads(self) -> list[threading.Thread]:

@@ -117,7 +117,7 @@ class MOTSMetrics:
         self.reset()
 
     def reset(self) -> None:
-        self._counts = {c: defaultdict(float) for c in self.class_ids}
+        self._counts: dict[int, defaultdict[str, float]] = {c: defaultdict(float) for c in self.class_ids}
         self._last: dict[tuple[Hashable, int, int], int] = {}  # (seq, class, gt track) -> hyp track
         self.num_frames = 0
 

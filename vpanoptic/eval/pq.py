@@ -247,12 +247,12 @@ class COCOPanopticQuality:
 
     def _category_index(self, cat_ids: Sequence[int], what: str) -> np.ndarray:
         """Category ids → rows of `category_ids`; unknown ids raise ValueError."""
-        cat_ids = np.array([int(c) for c in cat_ids], np.int64)
-        idx = np.searchsorted(self.category_ids, cat_ids)
+        ids = np.array([int(c) for c in cat_ids], np.int64)
+        idx = np.searchsorted(self.category_ids, ids)
         idx = np.minimum(idx, self.category_ids.size - 1)
-        bad = self.category_ids[idx] != cat_ids
+        bad = self.category_ids[idx] != ids
         if bad.any():
-            raise ValueError(f"{what} uses unknown category ids {sorted(set(cat_ids[bad].tolist()))}")
+            raise ValueError(f"{what} uses unknown category ids {sorted(set(ids[bad].tolist()))}")
         return idx
 
     def update(

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -114,7 +115,7 @@ class VideoPanopticQuality:
     ):
         self._windows = _Windows(window_sizes)
         self.window_sizes = tuple(self._windows.sizes)
-        kwargs = dict(
+        kwargs: dict[str, Any] = dict(
             num_classes=num_classes, ignore_label=ignore_label, label_divisor=label_divisor,
             offset=offset, things_list=things_list,
         )

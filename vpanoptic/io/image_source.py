@@ -71,6 +71,8 @@ class ImageDirSource(Source):
     is_live = False
     default_policy = POLICY_EVERY
 
+    fps: float  # always known for an image folder
+
     def __init__(self, directory: str, *, fps: float | None = None):
         super().__init__(directory)
         fps = DEFAULT_IMAGE_FPS if fps is None else fps

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
+from typing import Literal
 
 from ..types import Frame
 
@@ -76,7 +77,7 @@ class Source(abc.ABC):
         self.open()
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> Literal[False]:
         self.close()
         return False
 

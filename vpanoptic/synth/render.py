@@ -19,6 +19,7 @@ a slight optical blur and sensor noise are applied to the RGB image only.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import cv2
 import numpy as np
@@ -325,7 +326,7 @@ class Renderer:
         if crowns:
             b = np.array([s.bounds for _, s in crowns])
             centre, radius = b[:, :3], b[:, 3]
-            shape = np.stack([s.shape for _, s in crowns])                    # [N, K]
+            shape = np.stack([cast(np.ndarray, s.shape) for _, s in crowns])  # [N, K]; crowns have shapes
             lateral, _ = _billboard(centre, cam)
             ring = _ring(shape.shape[1])                                       # [K, 2]
             offset = (radius[:, None] * shape)[..., None] * ring               # [N, K, 2]

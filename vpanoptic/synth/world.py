@@ -166,7 +166,8 @@ class Static:
 
 def colour_near(rng, base, jitter) -> tuple[float, float, float]:
     """An RGB colour within ±`jitter` of `base` (clipped to 0..255)."""
-    return tuple(float(c) for c in np.clip(np.asarray(base) + rng.uniform(-jitter, jitter, 3), 0, 255))
+    r, g, b = (float(c) for c in np.clip(np.asarray(base) + rng.uniform(-jitter, jitter, 3), 0, 255))
+    return r, g, b
 
 
 _CAR_COLOURS = [(235, 235, 232), (180, 182, 186), (110, 112, 116), (25, 25, 28), (30, 45, 90),
@@ -215,7 +216,8 @@ def _facade(rng, x: float, z0: float, z1: float, height: float):
         shops = np.stack([np.stack([np.full_like(zb, x), np.full_like(zb, y), zb + dz], -1)
                           for y, dz in ((0.4, 0), (ground - 0.6, 0), (ground - 0.6, 2 * pitch - 1.0),
                                         (0.4, 2 * pitch - 1.0))], axis=1)
-        details.append((shops, tuple(min(1.3 * c + 20, 255) for c in glass)))
+        lit = [min(1.3 * c + 20, 255) for c in glass]
+        details.append((shops, (lit[0], lit[1], lit[2])))
     return tuple((q, c) for q, c in details if len(q)), min(win_w, win_h)
 
 
@@ -389,7 +391,7 @@ class World:
     # ------------------------------------------------------------------ things
     def _make_streams(self, rng) -> list[_Stream]:
         c, n = self.config, self.config.lanes_each_way
-        streams = []
+        streams: list[_Stream] = []
 
         def add(kind, x, direction, speed, slot, density, far, **kw):
             streams.append(_Stream(len(streams), kind, x, direction, speed, *slot,

@@ -110,6 +110,7 @@ def _write_video_and_gt(root: Path, frames: Iterable, width: int, height: int, f
     rate = Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR)
     with av.open(str(root / VIDEO_NAME), mode="w") as container:   # closed on any exit
         stream = container.add_stream(CODEC, rate=rate)
+        assert isinstance(stream, av.video.stream.VideoStream)
         stream.width, stream.height, stream.pix_fmt = width, height, PIX_FMT
         stream.time_base = 1 / rate
         stream.codec_context.time_base = 1 / rate
