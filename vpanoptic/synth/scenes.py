@@ -48,7 +48,7 @@ class SceneConfig:
     tree_spacing: float = 16.0
     kiosk_spacing: float = 150.0          # kiosks / advertising columns (labelled building)
     # scripted occlusion: from `OCC_FIRST` s on, every `occlusion_period` s a pedestrian crosses
-    # behind a hedge on the centre island, fully hidden for about `occlusion_hidden` s
+    # behind a hedge on the center island, fully hidden for about `occlusion_hidden` s
     occlusion_events: bool = False        # needs ego_speed == 0
     occlusion_period: float = 6.0
     occlusion_hidden: float = 1.0
