@@ -38,9 +38,9 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -304,13 +304,16 @@ def fmt(value, spec: str) -> str:
 
 
 def render(env: dict, rows: list[Row], inputs: dict[str, str]) -> str:
+    if env.get("gpu"):
+        detail = f"{env['gpu']}, {env['gpu_memory_gib']} GiB, CUDA {env['cuda']}, cuDNN {env['cudnn']}"
+    else:
+        detail = f"{env.get('cpu')}, {env.get('torch_threads')} torch threads"
     head = [
         f"# vpanoptic GPU check — {env.get('gpu') or env['device']}",
         "",
         f"- date (UTC): {env['date_utc']}",
         f"- command: `{env['command']}`",
-        f"- device: {env['device']}" + (f" ({env['gpu']}, {env['gpu_memory_gib']} GiB, CUDA {env['cuda']}, cuDNN {env['cudnn']})"
-                                         if env.get("gpu") else f" ({env.get('cpu')}, {env.get('torch_threads')} torch threads)"),
+        f"- device: {env['device']} ({detail})",
         f"- torch {env['torch']}, Python {env['python']}; frames {env['frame_size']}"
         + (" (--quick: test-size networks)" if env["quick"] else ""),
         "- network input per model: " + "; ".join(f"{k} {v}" for k, v in inputs.items()),
@@ -330,7 +333,8 @@ def write_outputs(out: Path, env: dict, rows: list[Row], inputs: dict[str, str])
     out.mkdir(parents=True, exist_ok=True)
     text = render(env, rows, inputs)
     (out / "table.md").write_text(text)
-    (out / "results.json").write_text(json.dumps({"environment": env, "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
+    results = {"environment": env, "rows": [asdict(r) for r in rows]}
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return text
 
 

@@ -22,9 +22,9 @@ import copy
 import json
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import av
 import numpy as np
@@ -175,16 +175,17 @@ def build_family(
     family: str,
     device: str | torch.device,
     *,
-    fast: FastPath = FastPath(),
+    fast: FastPath | None = None,
     net: torch.nn.Module | None = None,
 ) -> PanopticModel:
-    """A model of `family` on `device` with the fast-path options `fast`.
+    """A model of `family` on `device` with the fast-path options `fast` (None: the defaults).
 
     `net` (from `build_network`) is deep-copied, so one set of random weights can be moved
     to several devices. StreetNet has its bundled weights; its only autocast is fp16 on CUDA
     (``amp``), so bf16 is refused for it.
     """
     device = torch.device(device)
+    fast = fast or FastPath()
     if family == "streetnet":
         from vpanoptic.models.registry import build_model
 

@@ -7,13 +7,11 @@ Skipped where no CUDA device is present (tests/conftest.py). The comparison code
 from __future__ import annotations
 
 import pytest
-
 from device_checks import (
     FAMILIES,
     Tolerance,
     assert_same_panoptic,
     build_family,
-    build_network,
     check_pipeline_outputs,
     check_valid,
     exact_fp32,
@@ -23,6 +21,7 @@ from device_checks import (
     profile_copies,
     run_pipeline,
 )
+
 from vpanoptic.models.preprocess import FastPath
 
 pytestmark = [pytest.mark.cuda, pytest.mark.timeout(300)]
@@ -30,12 +29,6 @@ pytestmark = [pytest.mark.cuda, pytest.mark.timeout(300)]
 # StreetNet has trained weights: fp16 may move edge pixels, not the result.
 FP16_STREETNET = Tolerance(semantic=0.97, segments=0.9)
 NETWORK_FAMILIES = [f for f in FAMILIES if f != "streetnet"]  # the ones using the pinned uploader
-
-
-@pytest.fixture(scope="module")
-def networks():
-    """One set of random weights per family, copied to each device."""
-    return {family: build_network(family) for family in FAMILIES}
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))

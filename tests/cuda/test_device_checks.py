@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from device_checks import (
     FAMILIES,
     FP32,
@@ -18,7 +17,6 @@ from device_checks import (
     Tolerance,
     assert_same_panoptic,
     build_family,
-    build_network,
     category_map,
     check_pipeline_outputs,
     check_valid,
@@ -31,6 +29,7 @@ from device_checks import (
     profile_copies,
     run_pipeline,
 )
+
 from vpanoptic.datasets import KITTI_STEP
 from vpanoptic.models.preprocess import FastPath
 from vpanoptic.types import Frame, PanopticFrame
@@ -43,7 +42,8 @@ def make_pf(id_map, categories, index=0) -> PanopticFrame:
     id_map = np.asarray(id_map, dtype=np.int32)
     frame = Frame(index, index, 0.0, 0.0, np.zeros((*id_map.shape, 3), np.uint8))
     n = len(categories)
-    return PanopticFrame(frame, id_map, np.arange(1, n + 1, dtype=np.int32), np.asarray(categories, np.int32), KITTI_STEP)
+    ids = np.arange(1, n + 1, dtype=np.int32)
+    return PanopticFrame(frame, id_map, ids, np.asarray(categories, np.int32), KITTI_STEP)
 
 
 # road = 0, sidewalk = 1 (stuff); car = 13 (thing)
@@ -54,7 +54,8 @@ A = [[1, 1, 2, 2],
 
 
 def test_category_map_marks_void_as_minus_one():
-    np.testing.assert_array_equal(category_map(make_pf(A, [0, 13, 1])), [[0, 0, 13, 13], [0, 0, 13, 13], [1, 1, 1, -1], [1, 1, 1, -1]])
+    expected = [[0, 0, 13, 13], [0, 0, 13, 13], [1, 1, 1, -1], [1, 1, 1, -1]]
+    np.testing.assert_array_equal(category_map(make_pf(A, [0, 13, 1])), expected)
 
 
 def test_identical_results_agree_fully():
@@ -138,11 +139,6 @@ def test_exact_fp32_restores_the_flags():
     with exact_fp32():
         assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
-
-
-@pytest.fixture(scope="module")
-def networks():
-    return {family: build_network(family) for family in FAMILIES}
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))

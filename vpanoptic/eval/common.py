@@ -24,6 +24,7 @@ __all__ = [
     "LabelsLike",
     "PairTable",
     "PQMatch",
+    "check_label_settings",
     "compact",
     "match_segments",
     "pair_table",
@@ -77,6 +78,14 @@ def to_panoptic(labels: LabelsLike, *, label_divisor: int, what: str = "labels")
             )
         return sem * label_divisor + inst
     return _as_int_array(labels, what)
+
+
+def check_label_settings(num_classes: int, label_divisor: int) -> None:
+    """The settings every metric shares: at least one class and a positive panoptic divisor."""
+    if num_classes <= 0:
+        raise ValueError(f"num_classes is {num_classes}; expected > 0")
+    if label_divisor <= 0:
+        raise ValueError(f"label_divisor is {label_divisor}; expected > 0")
 
 
 def check_same_shape(gt: np.ndarray, pred: np.ndarray) -> None:

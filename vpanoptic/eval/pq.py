@@ -45,6 +45,7 @@ from .common import (
     LabelsLike,
     PairTable,
     PQMatch,
+    check_label_settings,
     check_same_shape,
     match_segments,
     pair_table,
@@ -124,10 +125,7 @@ class PanopticQuality:
         offset: int = DEFAULT_OFFSET,
         things_list: Sequence[int] | None = None,
     ):
-        if num_classes <= 0:
-            raise ValueError(f"num_classes is {num_classes}; expected > 0")
-        if label_divisor <= 0:
-            raise ValueError(f"label_divisor is {label_divisor}; expected > 0")
+        check_label_settings(num_classes, label_divisor)
         self.num_classes = int(num_classes)
         self.ignore_label = int(ignore_label)
         self.label_divisor = int(label_divisor)

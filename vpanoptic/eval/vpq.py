@@ -48,7 +48,16 @@ from typing import Any
 
 import numpy as np
 
-from .common import LabelsLike, PairTable, check_same_shape, match_segments, pair_table, pq_summary, to_panoptic
+from .common import (
+    LabelsLike,
+    PairTable,
+    check_label_settings,
+    check_same_shape,
+    match_segments,
+    pair_table,
+    pq_summary,
+    to_panoptic,
+)
 from .pq import DEFAULT_OFFSET, PanopticQuality
 
 __all__ = ["VideoPanopticQuality", "VPSNetVideoPanopticQuality"]
@@ -189,10 +198,7 @@ class VPSNetVideoPanopticQuality:
         window_sizes: Sequence[int] = (1, 2, 3, 4),
         frame_stride: int = 5,
     ):
-        if num_classes <= 0:
-            raise ValueError(f"num_classes is {num_classes}; expected > 0")
-        if label_divisor <= 0:
-            raise ValueError(f"label_divisor is {label_divisor}; expected > 0")
+        check_label_settings(num_classes, label_divisor)
         self.num_classes = int(num_classes)
         self.ignore_label = int(ignore_label)
         self.label_divisor = int(label_divisor)
