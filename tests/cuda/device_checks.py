@@ -149,14 +149,16 @@ def assert_same_panoptic(a: Sequence[PanopticFrame], b: Sequence[PanopticFrame],
 
 # ---------------------------------------------------------------------------- models
 def family_frames(family: str, n: int = 2, size: tuple[int, int] | None = None) -> list[Frame]:
-    """Frames for `family`: synthetic street frames for StreetNet (320x180), noise otherwise (192x128).
+    """Frames for `family`: synthetic street frames for StreetNet, noise otherwise (192x128).
 
-    `size` is ``(width, height)``.
+    `size` is ``(width, height)``. StreetNet's frames default to its network input, 384x216:
+    its CPU path resizes with OpenCV (uint8), its CUDA path with torch (float), so at another
+    size the devices would not see the same input.
     """
     if family == "streetnet":
         from vpanoptic.synth import generate
 
-        return [Frame(f.index, f.index, f.time, 0.0, f.image) for f in generate(4242, n, size or (320, 180))]
+        return [Frame(f.index, f.index, f.time, 0.0, f.image) for f in generate(4242, n, size or (384, 216))]
     w, h = size or (192, 128)
     return frames(n, h, w)
 
@@ -228,28 +230,58 @@ class exact_fp32:
 # ----------------------------------------------------------------- host copies
 @dataclass(frozen=True)
 class Copy:
-    """One memory copy the CUDA profiler recorded: its kind ("DtoH", "HtoD", ...), bytes, name."""
+    """One memory copy the CUDA profiler recorded.
+
+    kind: "DtoH", "HtoD", "DtoD", ...; bytes: its size (None if not recorded); name: the
+    profiler's name; within: the library operator it ran inside (see `memcpy_events`), or None.
+    """
 
     kind: str
     bytes: int | None
     name: str
+    within: str | None = None
 
 
-def memcpy_events(trace: dict) -> list[Copy]:
+# Library operators that copy to the host by design: torchvision's CUDA NMS reads its
+# (boxes x boxes/64) suppression mask on the host. They are not the model stage's copies.
+LIBRARY_COPIES = ("torchvision::nms",)
+
+
+def memcpy_events(trace: dict, library_ops: Sequence[str] = LIBRARY_COPIES) -> list[Copy]:
     """The memory copies of a Chrome trace written by ``torch.profiler`` (``gpu_memcpy`` events).
 
-    Their names read like "Memcpy DtoH (Device -> Pageable)"; ``args.bytes`` holds the size
-    (None when the profiler did not record it).
+    Their names read like "Memcpy DtoH (Device -> Pageable)"; ``args.bytes`` holds the size.
+    A copy whose launch (the ``cuda_runtime`` event of the same ``correlation``) falls inside
+    a CPU operator named in `library_ops` (same thread) gets that name in `Copy.within`.
     """
+    events = trace.get("traceEvents", [])
+    launches = {
+        (ev.get("args") or {}).get("correlation"): ev
+        for ev in events
+        if ev.get("cat") == "cuda_runtime" and (ev.get("args") or {}).get("correlation") is not None
+    }
+    ops = [ev for ev in events if ev.get("cat") == "cpu_op" and ev.get("name") in library_ops]
+
+    def enclosing(launch: dict | None) -> str | None:
+        if launch is None:
+            return None
+        t = float(launch.get("ts", 0))
+        for op in ops:
+            start = float(op.get("ts", 0))
+            if op.get("tid") == launch.get("tid") and start <= t <= start + float(op.get("dur", 0)):
+                return str(op["name"])
+        return None
+
     out = []
-    for ev in trace.get("traceEvents", []):
+    for ev in events:
         if ev.get("cat") != "gpu_memcpy":
             continue
         name = str(ev.get("name", ""))
         parts = name.split()
         kind = parts[1] if len(parts) > 1 and parts[0] == "Memcpy" else "unknown"
-        size = (ev.get("args") or {}).get("bytes")
-        out.append(Copy(kind, None if size is None else int(size), name))
+        args = ev.get("args") or {}
+        size = None if args.get("bytes") is None else int(args["bytes"])
+        out.append(Copy(kind, size, name, enclosing(launches.get(args.get("correlation")))))
     return out
 
 

@@ -77,7 +77,7 @@ def test_no_large_host_copy_inside_the_model(family, networks):
     outs, copies = profile_copies(lambda: model.predict(fs), "cuda")
     pf = outs[0]
     assert pf.id_map.device.type == "cuda"
-    dtoh = [c for c in copies if c.kind == "DtoH"]
+    dtoh = [c for c in copies if c.kind == "DtoH" and c.within is None]  # not torchvision's NMS
     assert dtoh, "the profiler recorded no device → host copy, yet the segment table is one: the check is blind"
     assert all(c.bytes is not None for c in dtoh), dtoh
     budget = host_copy_budget(pf)

@@ -121,8 +121,31 @@ def test_memcpy_events_reads_kind_and_bytes():
     ]}
     copies = memcpy_events(trace)
     assert [(c.kind, c.bytes) for c in copies] == [("DtoH", 96), ("HtoD", 18432), ("DtoD", None)]
-    assert "Pinned" in copies[1].name
+    assert "Pinned" in copies[1].name and all(c.within is None for c in copies)
     assert memcpy_events({}) == []
+
+
+def test_memcpy_events_names_the_library_operator_a_copy_ran_in():
+    """A copy launched inside torchvision's NMS (which reads its mask on the host) is marked."""
+    def copy(correlation, ts, tid=1):
+        return [
+            {"cat": "cuda_runtime", "name": "cudaMemcpyAsync", "ts": ts, "dur": 2, "tid": tid,
+             "args": {"correlation": correlation}},
+            {"cat": "gpu_memcpy", "name": "Memcpy DtoH (Device -> Pageable)", "ts": ts + 5, "tid": 7,
+             "args": {"correlation": correlation, "bytes": 1000 + correlation}},
+        ]
+
+    trace = {"traceEvents": [
+        {"cat": "cpu_op", "name": "torchvision::nms", "ts": 100, "dur": 50, "tid": 1},
+        {"cat": "cpu_op", "name": "aten::copy_", "ts": 300, "dur": 50, "tid": 1},
+        *copy(1, 120),           # inside the NMS
+        *copy(2, 320),           # inside another operator
+        *copy(3, 120, tid=2),    # same time, another thread
+        {"cat": "gpu_memcpy", "name": "Memcpy DtoH (Device -> Pageable)", "args": {"bytes": 8}},  # no launch
+    ]}
+    got = [(c.bytes, c.within) for c in memcpy_events(trace)]
+    assert got == [(1001, "torchvision::nms"), (1002, None), (1003, None), (8, None)]
+    assert [c.within for c in memcpy_events(trace, library_ops=())] == [None] * 4
 
 
 def test_profile_copies_runs_on_the_cpu():
