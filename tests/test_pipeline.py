@@ -6,11 +6,11 @@ import time
 import numpy as np
 import pytest
 
+from vpanoptic.config import parse_policy
 from vpanoptic.datasets import KITTI_STEP
 from vpanoptic.errors import StageError
 from vpanoptic.models.base import PanopticModel
 from vpanoptic.pipeline import END, FrameQueue, Pipeline
-from vpanoptic.config import parse_policy
 from vpanoptic.sinks.base import Sink
 from vpanoptic.tracking import HungarianTracker
 from vpanoptic.types import Frame, PanopticFrame

@@ -78,7 +78,7 @@ def test_overlay_shape_dtype_and_input_untouched():
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 0.5, 1.0])
-def test_colours_blend_by_kind(alpha):
+def test_colors_blend_by_kind(alpha):
     pf = make_frame()
     image = pf.frame.image
     out = overlay(pf, alpha=alpha, labels=False, contours=False).astype(np.float64)
@@ -94,7 +94,7 @@ def test_colours_blend_by_kind(alpha):
     np.testing.assert_array_equal(out[-3:, -3:], image[-3:, -3:])
 
 
-def test_untracked_thing_takes_category_colour():
+def test_untracked_thing_takes_category_color():
     pf = make_frame(car_track=0)
     assert pf.track_ids[pf.category_ids == CAR].tolist() == [-1]
     out = overlay(pf, alpha=1.0, labels=False, contours=False)
@@ -103,7 +103,7 @@ def test_untracked_thing_takes_category_colour():
     assert tuple(colors[pf.category_ids == PERSON][0]) == track_color(3)
 
 
-def test_contours_outline_things_in_full_colour():
+def test_contours_outline_things_in_full_color():
     pf = make_frame()
     plain = overlay(pf, labels=False, contours=False)
     out = overlay(pf, labels=False, contours=True)

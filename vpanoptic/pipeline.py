@@ -22,8 +22,8 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -106,7 +106,7 @@ class FrameQueue:
     def _drop_stale(self) -> None:
         if self.policy.kind != "staleness":
             return
-        limit = self._clock() - self.policy.max_age
+        limit = self._clock() - (self.policy.max_age or 0.0)
         while self._items and self._items[0].capture_time < limit:
             self._items.popleft()
             self.dropped += 1
@@ -185,7 +185,12 @@ class RunStats:
             "wall_time_s": round(self.wall_time, 4),
             "fps": round(self.processed / self.wall_time, 3) if self.wall_time > 0 else None,
             "stage_ms": {k: (round(v.mean_ms, 3) if v.mean_ms is not None else None) for k, v in self.stages.items()},
-            "latency_ms": {"p50": pct(50), "p95": pct(95), "p99": pct(99), "max": round(float(lat.max()), 3) if lat.size else None},
+            "latency_ms": {
+                "p50": pct(50),
+                "p95": pct(95),
+                "p99": pct(99),
+                "max": round(float(lat.max()), 3) if lat.size else None,
+            },
             "queue_high_water": self.queue_high_water,
             "interrupted": self.interrupted,
         }
@@ -302,6 +307,7 @@ class Pipeline:
                         continue
                     if item is END:
                         break
+                    assert isinstance(item, Frame)
                     batch = [item]
                     while len(batch) < self.batch_size:
                         more = frames.get_nowait()
@@ -394,10 +400,14 @@ class Pipeline:
             frames = FrameQueue(policy, self.queue_size)
             results: queue.Queue = queue.Queue(maxsize=self.queue_size)
             tracked: queue.Queue = queue.Queue(maxsize=self.queue_size)
+            stages: list[tuple[str, Callable[..., None], tuple]] = [
+                ("decode", self._decode_loop, (frames,)),
+                ("inference", self._inference_loop, (frames, results)),
+                ("tracker", self._tracker_loop, (results, tracked)),
+            ]
             self.threads = [
-                threading.Thread(target=self._decode_loop, args=(frames,), name="vpanoptic-decode", daemon=True),
-                threading.Thread(target=self._inference_loop, args=(frames, results), name="vpanoptic-inference", daemon=True),
-                threading.Thread(target=self._tracker_loop, args=(results, tracked), name="vpanoptic-tracker", daemon=True),
+                threading.Thread(target=target, args=args, name=f"vpanoptic-{name}", daemon=True)
+                for name, target, args in stages
             ]
             for t in self.threads:
                 t.start()
@@ -435,7 +445,7 @@ class Pipeline:
         return self.stats
 
     def _close_all(self) -> None:
-        errors = []
+        errors: list[tuple[str, BaseException]] = []
         for sink in self.sinks:
             try:
                 sink.close()
@@ -445,8 +455,8 @@ class Pipeline:
             self.source.close()
         except Exception as exc:  # noqa: BLE001
             errors.append(("decode", exc))
-        for stage, exc in errors:
-            self._fail(stage, exc)
+        for stage, error in errors:
+            self._fail(stage, error)
 
     @property
     def alive_threads(self) -> list[threading.Thread]:

@@ -11,13 +11,13 @@ a struct of arrays (segment id, category id, is_thing, score, track id). Track i
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Sequence, Union
 
 import numpy as np
 import torch
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = np.ndarray | torch.Tensor
 
 __all__ = ["Category", "DatasetMeta", "Frame", "PanopticFrame"]
 
@@ -50,6 +50,11 @@ class DatasetMeta:
     categories: tuple[Category, ...]
     label_divisor: int = 1000
     void_id: int = 255
+    # Lookup tables built by __post_init__ (not arguments).
+    _is_thing: np.ndarray = field(init=False, repr=False, compare=False)
+    _known: np.ndarray = field(init=False, repr=False, compare=False)
+    _colors: np.ndarray = field(init=False, repr=False, compare=False)
+    _by_id: dict[int, Category] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         ids = [c.id for c in self.categories]
@@ -182,9 +187,10 @@ class PanopticFrame:
     segment_ids: np.ndarray
     category_ids: np.ndarray
     meta: DatasetMeta
-    is_thing: np.ndarray | None = None
-    scores: np.ndarray | None = None
-    track_ids: np.ndarray | None = None
+    # None (the default) is filled in by __post_init__: the attributes are always arrays.
+    is_thing: np.ndarray = None  # type: ignore[assignment]
+    scores: np.ndarray = None  # type: ignore[assignment]
+    track_ids: np.ndarray = None  # type: ignore[assignment]
     timings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -227,7 +233,7 @@ class PanopticFrame:
     def on_device(self) -> bool:
         return isinstance(self.id_map, torch.Tensor)
 
-    def to_numpy(self) -> "PanopticFrame":
+    def to_numpy(self) -> PanopticFrame:
         """The one device → host move at the sink boundary. No-op for NumPy id maps."""
         if not isinstance(self.id_map, torch.Tensor):
             return self
@@ -247,7 +253,7 @@ class PanopticFrame:
             raise ValueError(f"id_map holds segment ids {missing.tolist()} with no segment entry")
 
     # ------------------------------------------------------------- selection
-    def __getitem__(self, index) -> "PanopticFrame":
+    def __getitem__(self, index) -> PanopticFrame:
         """NumPy-style selection of segments (boolean mask, index array or slice), in order.
 
         Pixels of segments that are not kept become void (0) in the returned id map.
@@ -259,15 +265,16 @@ class PanopticFrame:
             return replace(self, timings=dict(self.timings))
         kept_ids = self.segment_ids[idx]
         lut_size = int(self.segment_ids.max()) + 1 if len(self) else 1
+        id_map: ArrayLike
         if isinstance(self.id_map, torch.Tensor):
             lut = torch.zeros(lut_size, dtype=torch.int32, device=self.id_map.device)
             kept = torch.as_tensor(kept_ids, dtype=torch.long, device=self.id_map.device)
             lut[kept] = kept.to(torch.int32)
             id_map = lut[self.id_map.long()]
         else:
-            lut = np.zeros(lut_size, dtype=np.int32)
-            lut[kept_ids] = kept_ids
-            id_map = lut[self.id_map]
+            lut_np = np.zeros(lut_size, dtype=np.int32)
+            lut_np[kept_ids] = kept_ids
+            id_map = lut_np[self.id_map]
         return PanopticFrame(
             frame=self.frame,
             id_map=id_map,
@@ -289,7 +296,7 @@ class PanopticFrame:
         instance: np.ndarray,
         meta: DatasetMeta,
         scores: Sequence[float] | None = None,
-    ) -> "PanopticFrame":
+    ) -> PanopticFrame:
         """Build a frame from STEP-style labels.
 
         Args:
@@ -326,7 +333,7 @@ class PanopticFrame:
             category_ids=cats,
             meta=meta,
             is_thing=is_thing,
-            scores=scores,
+            scores=np.ones(len(cats), np.float32) if scores is None else np.asarray(scores, dtype=np.float32),
             track_ids=track_ids,
         )
 

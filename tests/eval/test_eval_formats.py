@@ -11,8 +11,19 @@ from pycocotools import mask as mask_utils
 
 from vpanoptic.datasets import CITYSCAPES, COCO_PANOPTIC, KITTI_STEP, MOTCHALLENGE_STEP, VIPSEG, get_meta
 from vpanoptic.eval.formats import (
-    FormatError, pair_sequences, read_format, read_mots_png, read_mots_txt, read_step, step_to_coco,
-    write_cityscapes_vps, write_coco_panoptic, write_mots_png, write_mots_txt, write_step, write_vipseg,
+    FormatError,
+    pair_sequences,
+    read_format,
+    read_mots_png,
+    read_mots_txt,
+    read_step,
+    step_to_coco,
+    write_cityscapes_vps,
+    write_coco_panoptic,
+    write_mots_png,
+    write_mots_txt,
+    write_step,
+    write_vipseg,
 )
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from eval_helpers import naive_deeplab2_pq, naive_panopticapi_pq, panoptic, perturb, random_frame, step_to_coco
+
 from vpanoptic.eval import COCOPanopticQuality, PanopticQuality
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from eval_helpers import perturb, random_frame
+
 from vpanoptic.eval import PanopticQuality, PanopticTrackingQuality
 
 # Class 0 stuff, class 1 car (thing). Ground truth in every frame: [0 0 | car 1 x4 | 0 0].

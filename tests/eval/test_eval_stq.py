@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from eval_helpers import naive_stq, panoptic, perturb, random_frame
+
 from vpanoptic.eval import STQuality
 
 DIV = 1000

@@ -168,7 +168,7 @@ def test_file_containers_and_codecs(make_video, name, codec, pix_fmt):
     assert all(isinstance(f.pts, int) for f in frames)
 
 
-def test_lossless_content_is_exact_up_to_colour_conversion(make_video):
+def test_lossless_content_is_exact_up_to_color_conversion(make_video):
     path = make_video(FRAMES[:4], name="clip.mkv", codec="ffv1", pix_fmt="yuv444p")
     frames = read_all(open_source(path))
     for f in frames:

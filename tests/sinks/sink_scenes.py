@@ -40,9 +40,11 @@ def scene(
     sem[-2:, :5] = KITTI_STEP.void_id
     # A smooth image (compresses well, so decoded video can be compared with the overlay).
     yy, xx = np.mgrid[0:height, 0:width]
-    image = np.stack([xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1), np.full_like(xx, 40 * (index % 4))], -1)
+    ramps = [xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1), np.full_like(xx, 40 * (index % 4))]
+    image = np.stack(ramps, -1)
     image = image.astype(np.uint8)
-    frame = Frame(index=index, pts=index * 3000, time=index / 30 if time is None else time, capture_time=0.0, image=image)
+    t = index / 30 if time is None else time
+    frame = Frame(index=index, pts=index * 3000, time=t, capture_time=0.0, image=image)
     pf = PanopticFrame.from_labels(frame, sem, inst, KITTI_STEP)
     pf.scores = np.linspace(0.5, 1.0, len(pf)).round(3).astype(np.float32)
     return pf

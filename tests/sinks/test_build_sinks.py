@@ -6,6 +6,7 @@ import json
 
 import av
 import pytest
+from sink_scenes import scene
 
 from vpanoptic.errors import ConfigError
 from vpanoptic.sinks import (
@@ -17,8 +18,6 @@ from vpanoptic.sinks import (
     VideoSink,
     build_sinks,
 )
-
-from sink_scenes import scene
 
 
 def test_all_outputs_layout(tmp_path):

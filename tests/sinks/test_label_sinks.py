@@ -6,13 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from sink_scenes import CAR, PERSON, scene
 
 from vpanoptic.datasets import CITYSCAPES, KITTI_STEP
 from vpanoptic.io.formats import decode_coco_ids, read_kitti_step, read_rgb_png
 from vpanoptic.sinks import CocoPanopticSink, JsonlSink, KittiStepSink
 from vpanoptic.types import PanopticFrame
-
-from sink_scenes import CAR, PERSON, scene
 
 
 def frames() -> list[PanopticFrame]:

@@ -11,11 +11,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from sink_scenes import scene
 
 from vpanoptic.sinks import VideoSink
 from vpanoptic.viz import overlay
-
-from sink_scenes import scene
 
 
 def decode(path: Path) -> tuple[list[float], list[np.ndarray], dict]:

@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 
 from vpanoptic.errors import ConfigError, UserError
-from vpanoptic.synth import (KITTI_MIN_HEIGHT, SCENARIOS, SceneConfig, SynthFrame, crowd_small_instances,
-                             default_min_height, generate)
+from vpanoptic.synth import (
+    KITTI_MIN_HEIGHT,
+    SCENARIOS,
+    SceneConfig,
+    SynthFrame,
+    crowd_small_instances,
+    default_min_height,
+    generate,
+)
 from vpanoptic.synth.world import IdBook, World
 
 SIZE = (160, 96)                       # (width, height): small frames keep the tests fast
@@ -74,7 +81,7 @@ def test_labels_are_valid_in_every_scenario(scenario):
             assert np.unique(f.semantic[f.instance == i]).size == 1
 
 
-def test_images_are_not_a_colour_lookup_of_the_labels(street):
+def test_images_are_not_a_color_lookup_of_the_labels(street):
     f = street[50]
     sky = f.image[f.semantic == 10].astype(float)
     road = f.image[f.semantic == 0].astype(float)

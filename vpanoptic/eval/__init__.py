@@ -20,7 +20,7 @@ Cityscapes-VPS, VIPSeg, COCO panoptic, MOTS) are read and written by `vpanoptic.
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -54,7 +54,7 @@ __all__ = [
 METRICS = ("stq", "pq", "vpq", "vpq_vpsnet", "ptq", "mots")
 """Metric names understood by `evaluate_sequences`."""
 
-FramePair = Tuple[np.ndarray, np.ndarray]
+FramePair = tuple[np.ndarray, np.ndarray]
 
 
 def _check_frames(gt_frames, pred_frames) -> None:

@@ -15,8 +15,8 @@ Conventions:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -24,6 +24,7 @@ __all__ = [
     "LabelsLike",
     "PairTable",
     "PQMatch",
+    "check_label_settings",
     "compact",
     "match_segments",
     "pair_table",
@@ -36,7 +37,7 @@ _LUT_LIMIT = 1 << 22
 # Pair tables with more cells than this are counted with np.unique on packed keys.
 _DENSE_PAIR_LIMIT = 1 << 24
 
-LabelsLike = Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]
+LabelsLike = np.ndarray | tuple[np.ndarray, np.ndarray]
 """A frame's labels: a panoptic map ``(H, W)`` int, or a ``(semantic, instance)`` pair."""
 
 
@@ -77,6 +78,14 @@ def to_panoptic(labels: LabelsLike, *, label_divisor: int, what: str = "labels")
             )
         return sem * label_divisor + inst
     return _as_int_array(labels, what)
+
+
+def check_label_settings(num_classes: int, label_divisor: int) -> None:
+    """The settings every metric shares: at least one class and a positive panoptic divisor."""
+    if num_classes <= 0:
+        raise ValueError(f"num_classes is {num_classes}; expected > 0")
+    if label_divisor <= 0:
+        raise ValueError(f"label_divisor is {label_divisor}; expected > 0")
 
 
 def check_same_shape(gt: np.ndarray, pred: np.ndarray) -> None:
@@ -123,7 +132,7 @@ class PairTable:
     count: np.ndarray
 
     @staticmethod
-    def merge(tables: Sequence["PairTable"]) -> "PairTable":
+    def merge(tables: Sequence[PairTable]) -> PairTable:
         """Sum several tables (e.g. the frames of a window): counts of equal pairs add up."""
         if len(tables) == 1:
             return tables[0]
@@ -192,8 +201,8 @@ class PQMatch:
         return iou, tp, fp, fn
 
 
-GtInfo = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray, np.ndarray]]
-PredInfo = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
+GtInfo = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+PredInfo = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def match_segments(

@@ -8,7 +8,8 @@ benchmark folders) both drive it.
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -130,7 +131,9 @@ class Evaluator:
         ids = [c.id for c in meta.categories]
         num_classes = max(ids) + 1
         things = list(meta.thing_ids)
-        common = dict(num_classes=num_classes, ignore_label=meta.void_id, label_divisor=meta.label_divisor)
+        common: dict[str, Any] = dict(
+            num_classes=num_classes, ignore_label=meta.void_id, label_divisor=meta.label_divisor
+        )
         offset = max(256 ** 3, (max(num_classes, meta.void_id) + 1) * meta.label_divisor)
         self._is_thing = np.isin(np.arange(max(num_classes, meta.void_id) + 1), things)
         self._table = PanopticQuality(offset=offset, **common).frame_table
@@ -155,7 +158,7 @@ class Evaluator:
                 )
             elif name == "ptq":
                 acc[name] = PanopticTrackingQuality(things_list=things, offset=offset, **common)
-            elif name == "mots" and self._mots_native:
+            elif name == "mots" and mots_classes is not None:
                 acc[name] = MOTSMetrics(class_ids=mots_classes, ignore_class=MOTS_IGNORE_CLASS, class_divisor=1000)
             elif name == "mots":
                 acc[name] = MOTSMetrics(class_ids=things, ignore_class=meta.void_id, class_divisor=meta.label_divisor)
@@ -188,6 +191,8 @@ class Evaluator:
                         raise ValueError("native MOTS scoring needs MOTS id maps on both sides")
                     metric.update(gt_mots, pred_mots, sequence_id)
                 else:
+                    if y_true is None or y_pred is None:
+                        raise ValueError("MOTS scoring of panoptic inputs needs labels on both sides")
                     metric.update(step_to_mots(y_true, self.meta, self._is_thing, True),
                                   step_to_mots(y_pred, self.meta, self._is_thing, False), sequence_id)
                 continue
@@ -196,7 +201,7 @@ class Evaluator:
                     raise ValueError("pq_coco needs COCO-panoptic ids with segments_info on both sides")
                 metric.update(gt_coco[0], gt_coco[1], pred_coco[0], pred_coco[1])
                 continue
-            if y_true is None:
+            if y_true is None or y_pred is None:
                 raise ValueError(f"metric {name!r} needs panoptic labels; MOTS inputs only give 'mots'")
             if name in ("pq", "vpq", "ptq"):  # same deeplab2 settings: count pixels once
                 table = self._table(y_true, y_pred) if table is None else table

@@ -26,7 +26,7 @@ gives ``"all"``: the same formulas on counts summed over the classes.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Hashable, Sequence, Tuple, Union
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
@@ -34,9 +34,9 @@ from .common import compact, pair_table
 
 __all__ = ["MOTSMetrics", "objects_from_id_map"]
 
-MOTSObject = Tuple[int, int, np.ndarray]
+MOTSObject = tuple[int, int, np.ndarray]
 """One object: ``(track_id, class_id, mask (H, W) bool)``."""
-ObjectsLike = Union[np.ndarray, Sequence[MOTSObject]]
+ObjectsLike = np.ndarray | Sequence[MOTSObject]
 
 
 def objects_from_id_map(
@@ -117,7 +117,7 @@ class MOTSMetrics:
         self.reset()
 
     def reset(self) -> None:
-        self._counts = {c: defaultdict(float) for c in self.class_ids}
+        self._counts: dict[int, defaultdict[str, float]] = {c: defaultdict(float) for c in self.class_ids}
         self._last: dict[tuple[Hashable, int, int], int] = {}  # (seq, class, gt track) -> hyp track
         self.num_frames = 0
 

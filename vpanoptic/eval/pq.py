@@ -37,12 +37,20 @@ Two accumulators, because the two reference implementations differ in what is ig
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .common import (
-    LabelsLike, PairTable, PQMatch, check_same_shape, match_segments, pair_table, pq_summary, to_panoptic,
+    LabelsLike,
+    PairTable,
+    PQMatch,
+    check_label_settings,
+    check_same_shape,
+    match_segments,
+    pair_table,
+    pq_summary,
+    to_panoptic,
 )
 
 __all__ = ["COCOPanopticQuality", "PanopticQuality", "match_deeplab2"]
@@ -117,10 +125,7 @@ class PanopticQuality:
         offset: int = DEFAULT_OFFSET,
         things_list: Sequence[int] | None = None,
     ):
-        if num_classes <= 0:
-            raise ValueError(f"num_classes is {num_classes}; expected > 0")
-        if label_divisor <= 0:
-            raise ValueError(f"label_divisor is {label_divisor}; expected > 0")
+        check_label_settings(num_classes, label_divisor)
         self.num_classes = int(num_classes)
         self.ignore_label = int(ignore_label)
         self.label_divisor = int(label_divisor)
@@ -240,12 +245,12 @@ class COCOPanopticQuality:
 
     def _category_index(self, cat_ids: Sequence[int], what: str) -> np.ndarray:
         """Category ids → rows of `category_ids`; unknown ids raise ValueError."""
-        cat_ids = np.array([int(c) for c in cat_ids], np.int64)
-        idx = np.searchsorted(self.category_ids, cat_ids)
+        ids = np.array([int(c) for c in cat_ids], np.int64)
+        idx = np.searchsorted(self.category_ids, ids)
         idx = np.minimum(idx, self.category_ids.size - 1)
-        bad = self.category_ids[idx] != cat_ids
+        bad = self.category_ids[idx] != ids
         if bad.any():
-            raise ValueError(f"{what} uses unknown category ids {sorted(set(cat_ids[bad].tolist()))}")
+            raise ValueError(f"{what} uses unknown category ids {sorted(set(ids[bad].tolist()))}")
         return idx
 
     def update(

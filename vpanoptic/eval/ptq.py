@@ -29,7 +29,8 @@ nuScenes panoptic-tracking evaluator over classes with at least one ground-truth
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -120,7 +121,7 @@ class PanopticTrackingQuality:
         """
         pq = self._pq
         ids = np.arange(pq.num_classes)
-        common = dict(iou=pq.iou, tp=pq.tp, fp=pq.fp, fn=pq.fn, class_ids=ids, is_thing=self._is_thing)
+        common: dict[str, Any] = dict(iou=pq.iou, tp=pq.tp, fp=pq.fp, fn=pq.fn, class_ids=ids, is_thing=self._is_thing)
         hard = pq_summary(ids_penalty=self.ids, **common)
         soft = pq_summary(ids_penalty=self.soft_ids, **common)
         plain = pq_summary(**common)

@@ -33,11 +33,11 @@ the tests reproduce the values asserted by its ``_test.py``.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-from .common import LabelsLike, check_same_shape, compact, pair_table, to_panoptic
+from .common import LabelsLike, check_label_settings, check_same_shape, compact, pair_table, to_panoptic
 
 __all__ = ["STQuality"]
 
@@ -127,10 +127,7 @@ class STQuality:
             label_divisor = 1 << int(label_bit_shift)
         if label_divisor is None:
             label_divisor = 1000
-        if num_classes <= 0:
-            raise ValueError(f"num_classes is {num_classes}; expected > 0")
-        if label_divisor <= 0:
-            raise ValueError(f"label_divisor is {label_divisor}; expected > 0")
+        check_label_settings(num_classes, label_divisor)
         lower_bound = num_classes * label_divisor
         if offset < lower_bound:
             raise ValueError(

@@ -43,11 +43,21 @@ reproduced.
 from __future__ import annotations
 
 from collections import deque
-from typing import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from .common import LabelsLike, PairTable, check_same_shape, match_segments, pair_table, pq_summary, to_panoptic
+from .common import (
+    LabelsLike,
+    PairTable,
+    check_label_settings,
+    check_same_shape,
+    match_segments,
+    pair_table,
+    pq_summary,
+    to_panoptic,
+)
 from .pq import DEFAULT_OFFSET, PanopticQuality
 
 __all__ = ["VideoPanopticQuality", "VPSNetVideoPanopticQuality"]
@@ -114,7 +124,7 @@ class VideoPanopticQuality:
     ):
         self._windows = _Windows(window_sizes)
         self.window_sizes = tuple(self._windows.sizes)
-        kwargs = dict(
+        kwargs: dict[str, Any] = dict(
             num_classes=num_classes, ignore_label=ignore_label, label_divisor=label_divisor,
             offset=offset, things_list=things_list,
         )
@@ -188,10 +198,7 @@ class VPSNetVideoPanopticQuality:
         window_sizes: Sequence[int] = (1, 2, 3, 4),
         frame_stride: int = 5,
     ):
-        if num_classes <= 0:
-            raise ValueError(f"num_classes is {num_classes}; expected > 0")
-        if label_divisor <= 0:
-            raise ValueError(f"label_divisor is {label_divisor}; expected > 0")
+        check_label_settings(num_classes, label_divisor)
         self.num_classes = int(num_classes)
         self.ignore_label = int(ignore_label)
         self.label_divisor = int(label_divisor)

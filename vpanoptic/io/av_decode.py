@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from fractions import Fraction
-from typing import Iterator
+from typing import Any
 
 import av
 import numpy as np
@@ -68,7 +69,7 @@ class PyAVSource(Source):
         self._lock = threading.Lock()
         self._container: av.container.InputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
-        self._packets: Iterator[av.Packet] | None = None
+        self._packets: Any = None  # the demuxer's generator of av.Packet (closed in _release)
         self._reformatter = VideoReformatter()  # keeps its scaler between frames
         self._ended = False
         self._read_errors_in_row = 0
@@ -119,7 +120,7 @@ class PyAVSource(Source):
             if container.format.name in TEXT_DEMUXERS:
                 raise SourceError(f"cannot open {self._describe()} as video: it is a text file")
             if not container.streams.video:
-                kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+                kinds: list[str] = sorted({s.type for s in container.streams}) or ["no streams"]
                 raise SourceError(f"{self._describe()} has no video stream (it holds: {', '.join(kinds)})")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
@@ -189,6 +190,7 @@ class PyAVSource(Source):
                     raise
                 if not self._on_read_error(e):
                     return self._flush()
+                assert self._container is not None and self._stream is not None
                 self._packets = self._container.demux(self._stream)  # read on after the error
                 return []
             self._read_errors_in_row = 0
@@ -196,6 +198,7 @@ class PyAVSource(Source):
                 # PyAV's end-of-stream packet (an empty packet drains the decoder). The
                 # decoder is drained once, in `_flush`, also when the demuxer ends on an error.
                 return []
+            assert self._stream is not None
             try:
                 frames = self._stream.codec_context.decode(packet)
             except av.FFmpegError as e:
@@ -210,6 +213,7 @@ class PyAVSource(Source):
     def _flush(self) -> list[av.VideoFrame]:
         """Drain the decoder (frames held back for reordering / frame threading)."""
         self._ended = True
+        assert self._stream is not None
         try:
             return self._stream.codec_context.decode(None)
         except av.FFmpegError as e:

@@ -11,8 +11,8 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from fractions import Fraction
-from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import av

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -70,6 +70,8 @@ class ImageDirSource(Source):
     kind = "images"
     is_live = False
     default_policy = POLICY_EVERY
+
+    fps: float  # always known for an image folder
 
     def __init__(self, directory: str, *, fps: float | None = None):
         super().__init__(directory)

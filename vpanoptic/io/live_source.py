@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -40,6 +40,7 @@ class LiveSource(Source):
 
     kind = "synthetic"
     is_live = True
+    fps: float
     default_policy = POLICY_LATEST
 
     def __init__(
@@ -100,6 +101,7 @@ class LiveSource(Source):
                 if get_image.count is None or get_image.count <= first_wanted:
                     return
                 index, image = get_image.count - 1, get_image.last  # the camera's last capture
+                assert image is not None
             self.missed += index - first_wanted
             yield Frame(index=index, pts=index, time=index / self.fps,
                         capture_time=t0 + index / self.fps, image=image)
@@ -124,6 +126,7 @@ class _ImageGetter:
         if self._function is not None:
             return np.ascontiguousarray(self._function(index))
         image = None
+        assert self._iterator is not None
         while self._position <= index:
             image = next(self._iterator, None)
             if image is None:

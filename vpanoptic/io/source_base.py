@@ -16,7 +16,8 @@ Frame policies (how the pipeline's queue treats a slow consumer) are named by st
 from __future__ import annotations
 
 import abc
-from typing import Iterator
+from collections.abc import Iterator
+from typing import Literal
 
 from ..types import Frame
 
@@ -72,11 +73,11 @@ class Source(abc.ABC):
     def close(self) -> None:
         """Release the input. Idempotent; safe to call from another thread."""
 
-    def __enter__(self) -> "Source":
+    def __enter__(self) -> Source:
         self.open()
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> Literal[False]:
         self.close()
         return False
 

@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ..config import SAVE_KINDS
 from ..errors import ConfigError

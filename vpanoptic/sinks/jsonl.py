@@ -6,6 +6,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import TextIO
 
 from ..types import PanopticFrame
 from .base import Sink
@@ -68,7 +69,7 @@ class JsonlSink(Sink):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "w", encoding="utf-8")
+        self._file: TextIO | None = open(self.path, "w", encoding="utf-8")
         self.frames_written = 0
 
     def write(self, pf: PanopticFrame) -> None:

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import av
 import cv2
@@ -101,7 +102,7 @@ class VideoSink(Sink):
         self._container: av.container.OutputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
         self._size: tuple[int, int] | None = None  # (H, W) of the input frames
-        self._t0: float | None = None
+        self._t0 = 0.0  # media time of the first frame (set with it)
         self._last_pts: int | None = None
         self._closed = False
         self.frames_written = 0
@@ -112,10 +113,10 @@ class VideoSink(Sink):
         if self._closed:
             raise RuntimeError(f"video sink {self.path} is closed; create a new VideoSink to write more")
         image = viz.overlay(pf.to_numpy(), **self.draw)  # [H, W, 3] uint8 RGB
-        size = image.shape[:2]
+        size = (image.shape[0], image.shape[1])
         if self._container is None:
             self._open(size)
-        elif size != self._size:
+        elif self._size is not None and size != self._size:
             raise ValueError(
                 f"frame {pf.frame.index} is {size[1]}x{size[0]} but the video is "
                 f"{self._size[1]}x{self._size[0]}; a video needs one frame size"
@@ -124,6 +125,7 @@ class VideoSink(Sink):
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts = self._next_pts(pf.frame.time)
         frame.time_base = TIME_BASE
+        assert self._stream is not None and self._container is not None  # opened above
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self.frames_written += 1
@@ -174,7 +176,7 @@ class VideoSink(Sink):
         self._closed = True
         container, stream = self._container, self._stream
         self._container = self._stream = None
-        if container is None:  # nothing was written: no file
+        if container is None or stream is None:  # nothing was written: no file
             return
         try:
             for packet in stream.encode(None):

@@ -23,9 +23,10 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -128,8 +129,9 @@ class VideoFileDisplay:
         self.fps = float(fps)
         self.crf = int(crf)
         self.frames_written = 0
-        self._container = self._stream = None
-        self._t0: float | None = None
+        self._container: Any = None  # av OutputContainer once the first frame arrives
+        self._stream: Any = None
+        self._t0: float = 0.0
         self._last_pts = -1
 
     def show(self, image_bgr: np.ndarray) -> None:

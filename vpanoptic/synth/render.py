@@ -3,7 +3,7 @@
 Every primitive (a 3D polygon: box face, window, wheel, limb, tree crown) is projected with
 the frame's `Camera` and filled twice with the same integer vertices: once into the RGB image
 and once into a segment map that indexes (semantic class, instance id). Pixels therefore
-take their colour and their label from the same primitive, and labels are exact by
+take their color and their label from the same primitive, and labels are exact by
 construction. Visibility is the painter's algorithm: items are drawn far to near by a depth
 key, the parts of one item in a fixed order. The key is the z (along the street) of the
 item's nearest point for boxes (poles, kiosks, car bodies), its z for people and tree
@@ -11,21 +11,21 @@ crowns, and the far end for buildings and other `Static.backdrop` items, which l
 the sidewalk: whatever overlaps them on screen is in front of them.
 
 Ground (road and sidewalk) is a periodic texture mapped with the ground-plane homography
-and tinted by the label, so its colour also follows the label exactly; shadows only darken
-it. Lighting (per-sequence gain and colour temperature, slow drift), haze with distance,
+and tinted by the label, so its color also follows the label exactly; shadows only darken
+it. Lighting (per-sequence gain and color temperature, slow drift), haze with distance,
 a slight optical blur and sensor noise are applied to the RGB image only.
 """
 
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import cv2
 import numpy as np
 
 from .textures import TEX_PERIOD, TEX_RES, TEX_X0, Style, _clouds, _ground_texture, _ring, _sample_style, _skyline
-from .world import (CAR, PERSON, ROAD, SIDEWALK, SKY, TAG_LOOK, VEGETATION, Camera, Car, Person, Static,
-                    seeded_rng)
+from .world import CAR, PERSON, ROAD, SIDEWALK, SKY, TAG_LOOK, VEGETATION, Camera, Car, Person, Static, seeded_rng
 
 __all__ = ["Renderer", "Style"]
 
@@ -40,7 +40,7 @@ FACE_SHADE = {"lit": 1.0, "unlit": 0.72, "top": 1.1, "bottom": 0.5, "z": 0.86}
 DETAIL_MIN_PX = 1.5        # facade details smaller than this (px) at the nearest point are skipped
 BLUR_SIGMA = 0.7           # optical blur of the RGB image (px)
 NOISE_PAD = 16             # sensor-noise buffer margin for per-frame random offsets (px)
-SKY_SPAN, SKY_GAMMA = 0.5, 0.6   # elevation (rad) where the sky reaches the zenith colour; curve
+SKY_SPAN, SKY_GAMMA = 0.5, 0.6   # elevation (rad) where the sky reaches the zenith color; curve
 FAR_LAYER = 1e5            # distance (m) standing in for infinity (clouds, skyline)
 FAR_REACH = math.radians(75)   # far-layer polygons farther off the view axis are skipped
 ROAD_BEHIND = 50.0         # the road polygon starts this far behind the camera (m)
@@ -51,30 +51,30 @@ _CORNER_BITS = np.array([[c & 1, (c >> 1) & 1, (c >> 2) & 1] for c in range(8)])
 
 
 class _Polygons:
-    """Collects 3D polygons with their painter order, colour and segment value, then draws them.
+    """Collects 3D polygons with their painter order, color and segment value, then draws them.
 
     Polygons come in batches of equal vertex count: ``verts (M, K, 3)`` world metres, and per
     polygon (or one for the batch) a depth key (larger = farther = drawn first), an item
-    number, a part number (drawn in increasing order within an item), an RGB colour and a
+    number, a part number (drawn in increasing order within an item), an RGB color and a
     segment value. Polygons with the same (item, part) are filled in one call, so they must
-    not overlap; they must also share the colour.
+    not overlap; they must also share the color.
     """
 
     def __init__(self):
         self.batches: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
 
-    def add(self, verts, key, item, part, colour, value) -> None:
+    def add(self, verts, key, item, part, color, value) -> None:
         verts = np.asarray(verts, np.float64)
         if len(verts):
             meta = np.empty((len(verts), 7))                 # key, item, part, r, g, b, value
-            meta[:, 0], meta[:, 1], meta[:, 2], meta[:, 3:6], meta[:, 6] = key, item, part, colour, value
+            meta[:, 0], meta[:, 1], meta[:, 2], meta[:, 3:6], meta[:, 6] = key, item, part, color, value
             self.batches.setdefault(verts.shape[1], []).append((verts, meta))
 
     def draw(self, cam: Camera, rgb: np.ndarray | None, seg: np.ndarray, fog=None, row0: int = 0) -> None:
         """Project, clip at `NEAR`, sort far to near, fill into `rgb` (optional) and `seg`.
 
-        `seg` (and `rgb`) may be the band of image rows starting at `row0`. `fog(colours (P, 3),
-        distances (P,)) -> colours` hazes colours by camera distance. Polygons smaller than
+        `seg` (and `rgb`) may be the band of image rows starting at `row0`. `fog(colors (P, 3),
+        distances (P,)) -> colors` hazes colors by camera distance. Polygons smaller than
         `MIN_EXTENT` px are skipped (in both images alike).
         """
         h, w = seg.shape
@@ -101,16 +101,16 @@ class _Polygons:
         if not polys:
             return
         meta = np.concatenate(metas)
-        colours = meta[:, 3:6] if fog is None else fog(meta[:, 3:6], meta[:, 7])
+        colors = meta[:, 3:6] if fog is None else fog(meta[:, 3:6], meta[:, 7])
         order = np.lexsort((meta[:, 2], meta[:, 1], -meta[:, 0]))
         group = meta[order, 1:3]
         cuts = [0, *(np.nonzero(np.any(group[1:] != group[:-1], axis=1))[0] + 1).tolist(), len(order)]
         polys = [polys[j] for j in order.tolist()]
         firsts = order[cuts[:-1]]
-        colours, values = colours[firsts].tolist(), meta[firsts, 6].astype(int).tolist()
-        for a, b, colour, value in zip(cuts[:-1], cuts[1:], colours, values):
+        colors, values = colors[firsts].tolist(), meta[firsts, 6].astype(int).tolist()
+        for a, b, color, value in zip(cuts[:-1], cuts[1:], colors, values):
             if rgb is not None:
-                cv2.fillPoly(rgb, polys[a:b], colour, cv2.LINE_8, SHIFT)
+                cv2.fillPoly(rgb, polys[a:b], color, cv2.LINE_8, SHIFT)
             cv2.fillPoly(seg, polys[a:b], value, cv2.LINE_8, SHIFT)
 
 
@@ -140,14 +140,14 @@ def _box_corners(bounds: np.ndarray) -> np.ndarray:
 
 
 def _inset(quads: np.ndarray, scale: float) -> np.ndarray:
-    centre = quads.mean(axis=1, keepdims=True)
-    return centre + (quads - centre) * scale
+    center = quads.mean(axis=1, keepdims=True)
+    return center + (quads - center) * scale
 
 
-def _billboard(centre: np.ndarray, cam: Camera) -> tuple[np.ndarray, np.ndarray]:
+def _billboard(center: np.ndarray, cam: Camera) -> tuple[np.ndarray, np.ndarray]:
     """For ``(N, 3)`` points: ``(N, 3)`` lateral unit vectors of vertical planes facing the
     camera (pointing right on screen) and ``(N, 2)`` unit ground directions (x, z) of the rays."""
-    d = centre[:, [0, 2]] - (cam.position[0], cam.position[2])
+    d = center[:, [0, 2]] - (cam.position[0], cam.position[2])
     d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-6)
     lateral = np.stack([d[:, 1], np.zeros(len(d)), -d[:, 0]], axis=1)
     return lateral, d
@@ -157,7 +157,7 @@ def _billboard(centre: np.ndarray, cam: Camera) -> tuple[np.ndarray, np.ndarray]
 # height / length; boot fraction of ordinary and tall (> TALL_CAR m) cars; cabin inset (m).
 CLEARANCE, WHEEL_R, HUB_R = 0.2, 0.31, 0.14
 BODY_TOP, BONNET, BOOT, TALL_CAR, CABIN_INSET = 0.6, 0.3, (0.22, 0.06), 1.6, 0.12
-WHEEL_AT = (0.2, 0.8)                              # wheel centres along the length
+WHEEL_AT = (0.2, 0.8)                              # wheel centers along the length
 SHADOW_MARGIN, SHADOW_SHIFT = (0.15, 0.2), 0.25    # shadow beyond the footprint (x, z), away from the sun
 SIDE_GLASS, END_GLASS = 0.78, 0.8                  # window size relative to its cabin face (half)
 LAMPS, GRILLE_AT, PLATE_AT = ((0.04, 0.2), (0.8, 0.96)), (0.3, 0.7, 0.45, 0.72), (0.38, 0.62, 0.18, 0.36)
@@ -167,7 +167,7 @@ TAIL_LIGHT, HEAD_LIGHT, GRILLE = (160, 18, 18), (235, 232, 205), (35, 35, 38)
 
 
 # Pedestrian proportions, as fractions of body height: heights (y) of hips, waist, shoulders,
-# hands, head centre; half-widths (w) facing the camera and in profile; gait amplitudes.
+# hands, head center; half-widths (w) facing the camera and in profile; gait amplitudes.
 BODY = dict(hip_y=0.52, waist_y=0.5, shoulder_y=0.81, hand_y=0.45, head_y=0.905,
             hip_w=0.10, hip_w_profile=0.07, torso_w=0.13, torso_w_profile=0.08, leg_w=0.045, arm_w=0.03,
             leg_gap=0.055, leg_swing=0.2, arm_swing=0.12, arm_out=0.02, foot_lift=0.04,
@@ -232,12 +232,12 @@ class Renderer:
         inst_lut[THING_BASE:] = [o.id for o in things]
         return self._finish(rgb, t), np.take(sem_lut, seg), np.take(inst_lut, seg)
 
-    def _fog(self, colours: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    def _fog(self, colors: np.ndarray, dist: np.ndarray) -> np.ndarray:
         a = (1.0 - np.exp(-np.maximum(dist, 0) / self.style.fog_distance))[:, None]
-        return colours * (1 - a) + self.style.horizon * a
+        return colors * (1 - a) + self.style.horizon * a
 
     def _finish(self, rgb: np.ndarray, t: float) -> np.ndarray:
-        """Optical blur, lighting (gain, colour temperature, slow drift) and sensor noise."""
+        """Optical blur, lighting (gain, color temperature, slow drift) and sensor noise."""
         rgb = cv2.GaussianBlur(rgb, (3, 3), BLUR_SIGMA)
         amp, period, phase = self.style.drift
         gain = self.style.gain * (1.0 + amp * math.sin(2 * math.pi * t / period + phase))
@@ -288,7 +288,7 @@ class Renderer:
     def _far_layer(self, cam: Camera, t: float) -> _Polygons:
         """Clouds and the distant skyline, at infinity: they move with pan and zoom only."""
         far = _Polygons()
-        for layer, (polys, colours, labels, rates) in enumerate((self._clouds, self._skyline)):
+        for layer, (polys, colors, labels, rates) in enumerate((self._clouds, self._skyline)):
             if len(polys) == 0:
                 continue
             az = polys[:, :, 0] + rates[:, None] * t                    # [N, K] azimuth (rad)
@@ -296,11 +296,11 @@ class Renderer:
             az, el = az[keep], polys[keep][:, :, 1]
             dirs = np.stack([np.sin(az) * np.cos(el), np.sin(el), np.cos(az) * np.cos(el)], axis=-1)
             far.add(np.asarray(cam.position) + FAR_LAYER * dirs, 2 - layer, np.arange(len(dirs)) + layer * len(polys),
-                    0, colours[keep], labels[keep])
+                    0, colors[keep], labels[keep])
         return far
 
     # ------------------------------------------------------------------ stuff
-    def _boxes(self, scene: _Polygons, bounds, colours, keys, items, values, part0: int, cam: Camera):
+    def _boxes(self, scene: _Polygons, bounds, colors, keys, items, values, part0: int, cam: Camera):
         """Visible faces of ``(N, 6)`` boxes (x0, x1, y0, y1, z0, z1); returns corners and visibility."""
         corners = _box_corners(bounds)                                          # [N, 8, 3]
         p = cam.position
@@ -308,7 +308,7 @@ class Renderer:
                             p[1] > bounds[:, 3], p[2] < bounds[:, 4], p[2] > bounds[:, 5]], axis=1)  # [N, 6]
         b, f = np.nonzero(visible)
         scene.add(corners[b[:, None], _FACES[f]], keys[b], items[b], part0 + f,
-                  colours[b] * self._shade[f][:, None], values[b])
+                  colors[b] * self._shade[f][:, None], values[b])
         return corners, visible
 
     def _emit_statics(self, scene: _Polygons, statics: list[Static], cam: Camera) -> None:
@@ -317,7 +317,7 @@ class Renderer:
             idx = np.array([i for i, _ in boxes])
             bounds = np.array([s.bounds for _, s in boxes], np.float64)
             keys = np.where([s.backdrop for _, s in boxes], bounds[:, 5], bounds[:, 4])
-            self._boxes(scene, bounds, np.array([s.colour for _, s in boxes], np.float32), keys, idx,
+            self._boxes(scene, bounds, np.array([s.color for _, s in boxes], np.float32), keys, idx,
                         np.array([s.label for _, s in boxes]), 0, cam)
             for (i, s), key in zip(boxes, keys):
                 if s.details:
@@ -325,14 +325,14 @@ class Renderer:
         crowns = [(i, s) for i, s in enumerate(statics) if s.kind == "crown"]
         if crowns:
             b = np.array([s.bounds for _, s in crowns])
-            centre, radius = b[:, :3], b[:, 3]
-            shape = np.stack([s.shape for _, s in crowns])                    # [N, K]
-            lateral, _ = _billboard(centre, cam)
+            center, radius = b[:, :3], b[:, 3]
+            shape = np.stack([cast(np.ndarray, s.shape) for _, s in crowns])  # [N, K]; crowns have shapes
+            lateral, _ = _billboard(center, cam)
             ring = _ring(shape.shape[1])                                       # [K, 2]
             offset = (radius[:, None] * shape)[..., None] * ring               # [N, K, 2]
-            verts = centre[:, None] + offset[..., :1] * lateral[:, None] + offset[..., 1:] * np.array([0, 1.0, 0])
-            keys = np.where([s.backdrop for _, s in crowns], centre[:, 2] + radius, centre[:, 2] - 0.3)
-            scene.add(verts, keys, np.array([i for i, _ in crowns]), 0, np.array([s.colour for _, s in crowns]),
+            verts = center[:, None] + offset[..., :1] * lateral[:, None] + offset[..., 1:] * np.array([0, 1.0, 0])
+            keys = np.where([s.backdrop for _, s in crowns], center[:, 2] + radius, center[:, 2] - 0.3)
+            scene.add(verts, keys, np.array([i for i, _ in crowns]), 0, np.array([s.color for _, s in crowns]),
                       VEGETATION)
 
     def _details(self, scene: _Polygons, s: Static, item: int, key: float, cam: Camera) -> None:
@@ -343,8 +343,8 @@ class Renderer:
         dist = math.hypot(face - cam.position[0], max(s.bounds[4] - cam.position[2], 0.0))
         if cam.focal * s.detail_size / max(dist, NEAR) < DETAIL_MIN_PX:
             return
-        for part, (quads, colour) in enumerate(s.details):
-            scene.add(quads, key, item, 6 + part, colour, s.label)
+        for part, (quads, color) in enumerate(s.details):
+            scene.add(quads, key, item, 6 + part, color, s.label)
 
     # ------------------------------------------------------------------ things
     def _emit_cars(self, scene: _Polygons, shadows: _Polygons, cars, cam: Camera, item0: int,
@@ -354,7 +354,7 @@ class Renderer:
         items, values = item0 + idx, THING_BASE + idx
         x, z, length, width, height, heading = np.array(
             [(c.x, c.z, c.length, c.width, c.height, c.heading) for _, c in cars], np.float64).T
-        colour = np.array([c.colour for _, c in cars], np.float32)
+        color = np.array([c.color for _, c in cars], np.float32)
         glass = np.array([c.glass for _, c in cars], np.float32)
         z0, z1, top = z - length / 2, z + length / 2, BODY_TOP * height
         keys = z0
@@ -374,7 +374,7 @@ class Renderer:
                           for a, y in ((a0, 0), (a1, 0), (a1, top_y), (a0, top_y))], 1)
             scene.add(q, keys[ahead], items[ahead], part, TYRE, values[ahead])
         body = np.stack([x - width / 2, x + width / 2, np.full(n, CLEARANCE), top, z0, z1], axis=1)
-        corners, visible = self._boxes(scene, body, colour, keys, items, values, 2, cam)
+        corners, visible = self._boxes(scene, body, color, keys, items, values, 2, cam)
         # Wheels on the visible flank.
         side = np.where(cx < body[:, 0], -1, np.where(cx > body[:, 1], 1, 0))
         flank = np.nonzero((side != 0) & detailed)[0]
@@ -394,7 +394,7 @@ class Renderer:
         cabin = np.stack([x - width / 2 + CABIN_INSET, x + width / 2 - CABIN_INSET, top, height,
                           np.where(heading > 0, z0 + boot, z0 + bonnet),
                           np.where(heading > 0, z1 - bonnet, z1 - boot)], 1)
-        corners, visible = self._boxes(scene, cabin, colour, keys, items, values, 12, cam)
+        corners, visible = self._boxes(scene, cabin, color, keys, items, values, 12, cam)
         if not detailed:
             return
         b, f = np.nonzero(visible[:, [0, 1]])
@@ -471,16 +471,16 @@ class Renderer:
         pants = np.array([p.pants for _, p in people], np.float32)
         skin = np.array([p.skin for _, p in people], np.float32)
         hair = np.array([p.hair for _, p in people], np.float32)
-        colours = [pants, pants, shirt, shirt * SLEEVE_SHADE, shirt * SLEEVE_SHADE, skin, hair]
+        colors = [pants, pants, shirt, shirt * SLEEVE_SHADE, shirt * SLEEVE_SHADE, skin, hair]
         if not detailed:                                   # both legs as one
             spread = np.abs(across * f["leg_swing"] * swing) + hip_w
             shapes[0] = quad(0, hip_w, f["hip_y"], 0, spread, 0 * hgt)
         up = np.array([0, 1.0, 0])
-        for part, (shape, colour) in enumerate(zip(shapes, colours)):
+        for part, (shape, color) in enumerate(zip(shapes, colors)):
             if not detailed and part in (1, 3, 4, 6):      # right leg, arms, hair
                 continue
             verts = feet[:, None] + shape[..., :1] * lateral[:, None] + shape[..., 1:] * up   # [n, K, 3]
-            scene.add(verts, z, items, part, colour, values)
+            scene.add(verts, z, items, part, color, values)
         ring = _ring(8) * PERSON_SHADOW_R
         shift = -SHADOW_SHIFT * self.style.sun_side
         shadows.add(np.stack([x[:, None] + shift + ring[:, 0], np.zeros((n, 8)), z[:, None] + ring[:, 1]], -1),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
-
 from ..errors import ConfigError
 
 __all__ = ["SCENARIOS", "SceneConfig", "resolve_scenario", "MAX_HIDDEN", "OCC_FIRST"]
@@ -49,7 +48,7 @@ class SceneConfig:
     tree_spacing: float = 16.0
     kiosk_spacing: float = 150.0          # kiosks / advertising columns (labelled building)
     # scripted occlusion: from `OCC_FIRST` s on, every `occlusion_period` s a pedestrian crosses
-    # behind a hedge on the centre island, fully hidden for about `occlusion_hidden` s
+    # behind a hedge on the center island, fully hidden for about `occlusion_hidden` s
     occlusion_events: bool = False        # needs ego_speed == 0
     occlusion_period: float = 6.0
     occlusion_hidden: float = 1.0
@@ -108,7 +107,7 @@ SCENARIOS: dict[str, SceneConfig] = {
 }
 
 
-def resolve_scenario(scenario: "str | SceneConfig") -> tuple[str, SceneConfig]:
+def resolve_scenario(scenario: str | SceneConfig) -> tuple[str, SceneConfig]:
     """A preset name or a `SceneConfig` → (name, config); custom configs are named "custom"."""
     if isinstance(scenario, SceneConfig):
         names = [n for n, c in SCENARIOS.items() if c == scenario]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .world import BUILDING, SKY, VEGETATION, colour_near
+from .world import BUILDING, SKY, VEGETATION, color_near
 
 __all__ = ["Style"]
 
@@ -24,14 +24,14 @@ def _ring(k: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Style:
-    """Per-sequence look: sky, haze, surfaces, lighting drift, sensor noise (colours RGB 0..255)."""
+    """Per-sequence look: sky, haze, surfaces, lighting drift, sensor noise (colors RGB 0..255)."""
 
     zenith: np.ndarray
     horizon: np.ndarray
     fog_distance: float
     asphalt: np.ndarray
     pavement: np.ndarray
-    gain: np.ndarray          # (3,) per-channel gain: brightness x colour temperature
+    gain: np.ndarray          # (3,) per-channel gain: brightness x color temperature
     drift: tuple[float, float, float]   # amplitude, period (s), phase of slow brightness drift
     sun_side: int             # +1: faces looking towards +x are lit
     noise_sigma: float
@@ -39,7 +39,7 @@ class Style:
 
 
 def _sample_style(rng) -> Style:
-    """Sky (clear or overcast), haze, road and pavement colours, lighting, sensor noise."""
+    """Sky (clear or overcast), haze, road and pavement colors, lighting, sensor noise."""
     if rng.random() < 0.35:   # overcast
         zenith = np.full(3, rng.uniform(150, 205)) * (0.95, 0.97, 1.0) + rng.uniform(-6, 6, 3)
         horizon, fog = np.minimum(zenith * 1.08, 250), rng.uniform(120, 350)
@@ -52,7 +52,7 @@ def _sample_style(rng) -> Style:
     return Style(
         zenith=zenith, horizon=horizon, fog_distance=fog,
         asphalt=np.full(3, rng.uniform(65, 115)) + rng.uniform(-8, 8, 3),
-        pavement=np.asarray(colour_near(rng, pavements[rng.integers(len(pavements))], 15)),
+        pavement=np.asarray(color_near(rng, pavements[rng.integers(len(pavements))], 15)),
         gain=rng.uniform(0.72, 1.15) * np.array([1 + 0.09 * temperature, 1.0, 1 - 0.09 * temperature]),
         drift=(rng.uniform(0.03, 0.1), rng.uniform(25, 70), rng.uniform(0, 2 * np.pi)),
         sun_side=int(rng.choice([-1, 1])), noise_sigma=rng.uniform(1.5, 4.0),
@@ -61,7 +61,7 @@ def _sample_style(rng) -> Style:
 
 
 def _ground_texture(rng, kerbs: tuple[float, float], lanes_each_way: int) -> np.ndarray:
-    """``(Nz, Nx) uint8`` ground intensity (100 = the surface colour), periodic in z.
+    """``(Nz, Nx) uint8`` ground intensity (100 = the surface color), periodic in z.
 
     Asphalt with wear, tyre tracks and lane markings between the kerbs; paving slabs with
     joints and a kerb-stone row on the sidewalks.
@@ -87,12 +87,12 @@ def _ground_texture(rng, kerbs: tuple[float, float], lanes_each_way: int) -> np.
     for lx in lane_x:                                     # darker tyre tracks
         asphalt -= 7 * np.exp(-(((x - lx) ** 2 - 0.8 ** 2) / 0.35) ** 2)[None, :]
     paint = np.zeros((nz, nx), bool)
-    centre = -1.75
-    for off in (-0.12, 0.12):                             # double centre line
-        paint |= (np.abs(x - centre - off) < 0.06)[None, :]
+    center = -1.75
+    for off in (-0.12, 0.12):                             # double center line
+        paint |= (np.abs(x - center - off) < 0.06)[None, :]
     dash = (zz % (LANE_DASH + LANE_GAP)) < LANE_DASH
     for i in range(1, lanes_each_way):
-        for lx in (centre + 3.5 * i, centre - 3.5 * i):
+        for lx in (center + 3.5 * i, center - 3.5 * i):
             paint |= dash[:, None] & (np.abs(x - lx) < 0.07)[None, :]
     for edge in (left + 2.2, right - 2.2):               # edge of the parking strip
         paint |= (np.abs(x - edge) < 0.07)[None, :]
@@ -111,32 +111,32 @@ def _ground_texture(rng, kerbs: tuple[float, float], lanes_each_way: int) -> np.
 
 def _skyline(rng, style: Style):
     """Distant buildings and tree lines at infinity: ``(N, 8, 2)`` (azimuth, elevation) rad polygons."""
-    polys, colours, labels = [], [], []
+    polys, colors, labels = [], [], []
     az, base = -math.pi / 2, math.radians(-0.05)
     while az < math.pi / 2:
         width = math.radians(rng.uniform(1.5, 6.0))
         if rng.random() < 0.7:
             top = math.radians(rng.uniform(0.3, 2.2))
             pts = [(az, base)] + [(az, top)] * 3 + [(az + width, top)] * 3 + [(az + width, base)]
-            colour, label = rng.uniform(80, 200, 3), BUILDING
+            color, label = rng.uniform(80, 200, 3), BUILDING
         else:
             tops = np.radians(rng.uniform(0.2, 0.7, 6))
             pts = [(az, base)] + [(az + width * k / 5, tops[k]) for k in range(6)] + [(az + width, base)]
-            colour, label = np.array([50, 90, 45]) + rng.uniform(-15, 15, 3), VEGETATION
+            color, label = np.array([50, 90, 45]) + rng.uniform(-15, 15, 3), VEGETATION
         polys.append(pts)
-        colours.append(0.45 * colour + 0.55 * style.horizon)
+        colors.append(0.45 * color + 0.55 * style.horizon)
         labels.append(label)
         az += width
-    return np.array(polys), np.array(colours, np.float32), np.array(labels), np.zeros(len(polys))
+    return np.array(polys), np.array(colors, np.float32), np.array(labels), np.zeros(len(polys))
 
 
 def _clouds(rng, style: Style):
     """A few clouds: ``(N, 16, 2)`` (azimuth, elevation) rad polygons drifting with the wind."""
     n = int(rng.integers(2, 8))
-    centre = np.stack([rng.uniform(-1.2, 1.2, n), rng.uniform(0.12, 0.6, n)], -1)
+    center = np.stack([rng.uniform(-1.2, 1.2, n), rng.uniform(0.12, 0.6, n)], -1)
     size = rng.uniform(0.06, 0.25, n)[:, None] * [1.0, 0.3]
     ring = _ring(16)[None] * rng.uniform(0.7, 1.1, (n, 16, 1))
-    polys = centre[:, None] + ring * size[:, None]
+    polys = center[:, None] + ring * size[:, None]
     opacity = rng.uniform(0.3, 0.8, (n, 1))
-    colours = (1 - opacity) * style.zenith + opacity * np.array([245.0, 245, 245])
-    return polys, colours.astype(np.float32), np.full(n, SKY), rng.uniform(-0.003, 0.003, n)
+    colors = (1 - opacity) * style.zenith + opacity * np.array([245.0, 245, 245])
+    return polys, colors.astype(np.float32), np.full(n, SKY), rng.uniform(-0.003, 0.003, n)

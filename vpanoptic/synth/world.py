@@ -16,14 +16,16 @@ so an id, once given up, is never needed again (see `IdBook`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
+from .objects import _FACADES, Camera, Car, Person, Static, _car_spec, _facade, _person_spec, color_near
 from .scenes import OCC_FIRST, SCENARIOS, SceneConfig, resolve_scenario
 
 __all__ = ["GENERATOR_VERSION", "SCENARIOS", "Camera", "Car", "IdBook", "Person", "SceneConfig", "Static",
-           "World", "colour_near", "resolve_scenario", "seeded_rng"]
+           "World", "color_near", "resolve_scenario", "seeded_rng"]
 
 GENERATOR_VERSION = "1"  # bump whenever a seed would produce different frames
 
@@ -37,7 +39,7 @@ SIDEWALK_WIDTH = 4.0
 BUILDING_DEPTH = 20.0         # buildings are boxes this deep, behind their street face
 POLE_OFFSET = 0.35            # pole axis, from the kerb into the sidewalk
 TREE_OFFSET = 1.0             # tree axis, from the kerb
-KIOSK_OFFSET = 1.1            # kiosk centre, from the kerb
+KIOSK_OFFSET = 1.1            # kiosk center, from the kerb
 WALK_OFFSETS = (2.1, 3.2)     # the two pedestrian tracks of each sidewalk, from the kerb
 BEHIND = 8.0                  # objects stay alive until this far behind the camera
 CAR_FAR, PERSON_FAR, STATIC_FAR = 200.0, 110.0, 320.0   # far limits of life / drawing
@@ -57,7 +59,7 @@ SHAKE_HZ, SHAKE_MIX = (1.3, 2.9), (0.6, 0.4)   # camera shake: two sines (Hz) an
 SHAKE_FULL_SPEED = 10.0       # ego speed (m/s) from which the shake has its full amplitude
 
 # Scripted occlusion (see `SceneConfig.occlusion_events`): a pedestrian of height
-# OCC_HEIGHT crosses the road OCC_PERSON_AT m ahead behind a hedge on the centre island,
+# OCC_HEIGHT crosses the road OCC_PERSON_AT m ahead behind a hedge on the center island,
 # OCC_HEDGE_AT..+OCC_HEDGE_DEPTH m ahead. OCC_EXTENT bounds the half-width of a walking person.
 OCC_PERSON_AT, OCC_HEDGE_AT, OCC_HEDGE_DEPTH, OCC_HEDGE_HEIGHT = 13.0, 6.5, 0.8, 2.3
 OCC_HEIGHT, OCC_EXTENT, OCC_SPEED = 1.75, 0.3, 1.3
@@ -65,157 +67,6 @@ OCC_HEIGHT, OCC_EXTENT, OCC_SPEED = 1.75, 0.3, 1.3
 _SEED_OFFSET = 1 << 31        # block indices may be negative; SeedSequence wants >= 0
 _TAG_WORLD, _TAG_STATIC, _TAG_STREAM, _TAG_CROSS, TAG_LOOK = 1, 2, 3, 4, 5
 
-
-# ----------------------------------------------------------------------------- camera
-@dataclass(frozen=True)
-class Camera:
-    """A pinhole camera. Rotation = pitch (about x, + looks up) after yaw (about y, + right).
-
-    `focal` is in pixels; the principal point is the image centre. Camera coordinates: x
-    right, y up, z forward; image rows grow downwards.
-    """
-
-    position: tuple[float, float, float]
-    yaw: float
-    pitch: float
-    focal: float
-    width: int
-    height: int
-    rotation: np.ndarray = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self):
-        cy, sy, cp, sp = math.cos(self.yaw), math.sin(self.yaw), math.cos(self.pitch), math.sin(self.pitch)
-        yaw = np.array([[cy, 0, -sy], [0, 1, 0], [sy, 0, cy]])
-        pitch = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
-        object.__setattr__(self, "rotation", pitch @ yaw)
-
-    def to_camera(self, points: np.ndarray) -> np.ndarray:
-        """``(..., 3)`` world points → ``(..., 3)`` camera coordinates."""
-        return (np.asarray(points, np.float64) - self.position) @ self.rotation.T
-
-    def to_pixels(self, cam: np.ndarray) -> np.ndarray:
-        """``(..., 3)`` camera coordinates with z > 0 → ``(..., 2)`` float pixel (u, v)."""
-        u = self.width / 2 + self.focal * cam[..., 0] / cam[..., 2]
-        v = self.height / 2 - self.focal * cam[..., 1] / cam[..., 2]
-        return np.stack([u, v], axis=-1)
-
-    @property
-    def horizon(self) -> float:
-        """Image row of the horizon (the camera never rolls, so it is a horizontal line)."""
-        return self.height / 2 + self.focal * math.tan(self.pitch)
-
-
-# ----------------------------------------------------------------------------- objects
-@dataclass(frozen=True)
-class Car:
-    """A car: footprint centre (x, z), size (m), `heading` +1 drives towards +z, -1 towards -z."""
-
-    key: tuple
-    x: float
-    z: float
-    length: float
-    width: float
-    height: float
-    heading: int
-    colour: tuple[float, float, float]
-    glass: tuple[float, float, float]
-    id: int = 0
-
-
-@dataclass(frozen=True)
-class Person:
-    """A pedestrian standing on (x, z); `heading` (hx, hz) unit walking direction; `phase` of gait (rad)."""
-
-    key: tuple
-    x: float
-    z: float
-    height: float
-    heading: tuple[float, float]
-    phase: float
-    moving: bool
-    shirt: tuple[float, float, float]
-    pants: tuple[float, float, float]
-    skin: tuple[float, float, float]
-    hair: tuple[float, float, float]
-    id: int = 0
-
-
-@dataclass(frozen=True)
-class Static:
-    """A piece of stuff: an axis-aligned box, a tree crown or a facade with windows.
-
-    `kind` is one of "building", "box", "crown". Boxes and buildings: `bounds` = (x0, x1,
-    y0, y1, z0, z1). Crowns (a tree's foliage, drawn as a blob facing the camera): `bounds` =
-    (cx, cy, cz, radius, 0, 0) and `shape` holds ``(K,)`` radius factors around the centre.
-    `details` are flat polygons on the street face (windows, shop fronts), drawn over it in
-    order: (``(M, 4, 3)`` corners in metres, RGB colour), and `detail_size` is their smallest
-    size (m). `side` = -1 | +1 is the side of the street.
-    """
-
-    kind: str
-    label: int
-    bounds: tuple[float, float, float, float, float, float]
-    colour: tuple[float, float, float]
-    shape: np.ndarray | None = None
-    details: tuple[tuple[np.ndarray, tuple[float, float, float]], ...] = ()
-    detail_size: float = 0.0
-    side: int = 1
-    backdrop: bool = False    # beyond the sidewalk, behind every moving object (painter key: far end)
-
-
-def colour_near(rng, base, jitter) -> tuple[float, float, float]:
-    """An RGB colour within ±`jitter` of `base` (clipped to 0..255)."""
-    return tuple(float(c) for c in np.clip(np.asarray(base) + rng.uniform(-jitter, jitter, 3), 0, 255))
-
-
-_CAR_COLOURS = [(235, 235, 232), (180, 182, 186), (110, 112, 116), (25, 25, 28), (30, 45, 90),
-                (150, 20, 25), (40, 80, 160), (40, 85, 50), (200, 185, 150), (225, 180, 30)]
-_FACADES = [(205, 190, 160), (150, 150, 150), (160, 85, 65), (230, 225, 215), (120, 105, 90),
-            (190, 170, 200), (170, 200, 190), (210, 160, 120), (90, 90, 100)]
-_SKIN = [(240, 200, 170), (215, 165, 130), (170, 120, 85), (110, 75, 50), (70, 50, 35)]
-_HAIR = [(20, 15, 10), (70, 45, 25), (200, 170, 110), (150, 150, 150), (110, 40, 20)]
-
-
-def _car_spec(rng) -> dict:
-    kind = rng.integers(3)   # 0 hatchback, 1 saloon, 2 SUV / van
-    length = (rng.uniform(3.7, 4.2), rng.uniform(4.4, 4.9), rng.uniform(4.5, 5.0))[kind]
-    height = (rng.uniform(1.42, 1.55), rng.uniform(1.38, 1.48), rng.uniform(1.65, 1.95))[kind]
-    base = _CAR_COLOURS[rng.integers(len(_CAR_COLOURS))] if rng.random() < 0.85 else rng.uniform(0, 255, 3)
-    return dict(length=length, width=rng.uniform(1.7, 1.95), height=height,
-                colour=colour_near(rng, base, 18), glass=colour_near(rng, (45, 55, 65), 20))
-
-
-def _person_spec(rng) -> dict:
-    return dict(height=rng.uniform(1.5, 1.95), shirt=colour_near(rng, rng.uniform(0, 255, 3), 0),
-                pants=colour_near(rng, (50, 55, 75) if rng.random() < 0.6 else rng.uniform(0, 200, 3), 25),
-                skin=colour_near(rng, _SKIN[rng.integers(len(_SKIN))], 12),
-                hair=colour_near(rng, _HAIR[rng.integers(len(_HAIR))], 10), phase0=rng.uniform(0, 2 * np.pi))
-
-
-def _facade(rng, x: float, z0: float, z1: float, height: float):
-    """Windows (dark and lit panes) and shop fronts on the street face x = `x` of a building.
-
-    Returns (details, smallest detail size in m) for `Static.details`.
-    """
-    floor_h, pitch = rng.uniform(2.8, 3.6), rng.uniform(2.2, 3.5)
-    win_w, win_h = pitch * rng.uniform(0.4, 0.65), floor_h * rng.uniform(0.45, 0.6)
-    ground = 1.25 * floor_h                               # ground floor height
-    x -= 0.03 * np.sign(x)                                # just in front of the wall
-    ya = np.arange(ground + 0.3 * floor_h, height - 0.3 - win_h, floor_h)
-    za = np.arange(z0 + 0.5 + (pitch - win_w) / 2, z1 - 0.5 - win_w, pitch)
-    ys, zs = np.meshgrid(ya, za, indexing="ij")
-    quads = np.stack([np.stack([np.full_like(ys, x), ys + dy, zs + dz], -1)
-                      for dy, dz in ((0, 0), (win_h, 0), (win_h, win_w), (0, win_w))], axis=2).reshape(-1, 4, 3)
-    lit = rng.random(len(quads)) < rng.uniform(0, 0.3)
-    glass = colour_near(rng, (60, 75, 95) if rng.random() < 0.7 else (150, 170, 190), 20)
-    details = [(quads[~lit], glass), (quads[lit], colour_near(rng, (240, 210, 140), 15))]
-    if rng.random() < 0.5:                                # shop fronts on the ground floor
-        zb = np.arange(z0 + 0.8, z1 - 2 * pitch + 0.7, 2 * pitch)
-        shops = np.stack([np.stack([np.full_like(zb, x), np.full_like(zb, y), zb + dz], -1)
-                          for y, dz in ((0.4, 0), (ground - 0.6, 0), (ground - 0.6, 2 * pitch - 1.0),
-                                        (0.4, 2 * pitch - 1.0))], axis=1)
-        details.append((shops, tuple(min(1.3 * c + 20, 255) for c in glass)))
-    return tuple((q, c) for q, c in details if len(q)), min(win_w, win_h)
 
 
 def seeded_rng(seed: int, *keys: int) -> np.random.Generator:
@@ -310,7 +161,7 @@ class World:
         out = []
         for b in range(math.floor((z - BEHIND) / STATIC_BLOCK), math.floor((z + STATIC_FAR) / STATIC_BLOCK) + 1):
             for side in (-1, 1):
-                out += self._cached(("static", side, b), lambda: self._static_block(side, b))
+                out += self._cached(("static", side, b), partial(self._static_block, side, b))
         if self._occ is not None:
             out.append(self._occ["hedge"])
         return out
@@ -321,29 +172,29 @@ class World:
         outer = kerb + SIDEWALK_WIDTH
         z, z_end, out = b * STATIC_BLOCK, (b + 1) * STATIC_BLOCK, []
 
-        def box(x0, x1, y0, y1, z0, z1, label, colour):   # x0 < x1 measured outwards from the centre
+        def box(x0, x1, y0, y1, z0, z1, label, color):   # x0 < x1 measured outwards from the center
             xs = sorted((side * x0, side * x1))
-            out.append(Static("box", label, (xs[0], xs[1], y0, y1, z0, z1), colour, side=side,
+            out.append(Static("box", label, (xs[0], xs[1], y0, y1, z0, z1), color, side=side,
                               backdrop=x0 >= outer - 1.0))
 
         def tree(x, zt):
             trunk_h, r = rng.uniform(2.2, 3.6), rng.uniform(1.3, 2.6)
-            trunk = colour_near(rng, (85, 65, 45), 15)
+            trunk = color_near(rng, (85, 65, 45), 15)
             box(x - 0.15, x + 0.15, 0.0, trunk_h + 0.3, zt - 0.15, zt + 0.15, VEGETATION, trunk)
             green = (rng.uniform(40, 90), rng.uniform(90, 140), rng.uniform(30, 60)) if rng.random() < 0.9 \
                 else (rng.uniform(150, 200), rng.uniform(90, 130), 40)
             for dx, dy, scale, shade in ((0, 0, 1.0, 1.0), (0.25, -0.3, 0.7, 0.75), (-0.2, 0.35, 0.55, 1.25)):
-                centre = (side * x + dx * r, trunk_h + 0.7 * r + dy * r, zt - 0.05 * dy)
-                out.append(Static("crown", VEGETATION, (*centre, scale * r, 0, 0),
-                                  colour_near(rng, np.array(green) * shade, 10),
+                center = (side * x + dx * r, trunk_h + 0.7 * r + dy * r, zt - 0.05 * dy)
+                out.append(Static("crown", VEGETATION, (*center, scale * r, 0, 0),
+                                  color_near(rng, np.array(green) * shade, 10),
                                   shape=rng.uniform(0.72, 1.1, 14), side=side, backdrop=x >= outer))
 
         while z < z_end:                                   # buildings and lots between them
             if rng.random() < 0.18:
                 z1 = min(z + rng.uniform(5, 12), z_end)
                 back = outer + rng.uniform(8, 18)
-                colour = colour_near(rng, _FACADES[rng.integers(len(_FACADES))], 25)
-                box(back, back + BUILDING_DEPTH, 0, rng.uniform(8, 35), z, z1, BUILDING, colour)
+                color = color_near(rng, _FACADES[rng.integers(len(_FACADES))], 25)
+                box(back, back + BUILDING_DEPTH, 0, rng.uniform(8, 35), z, z1, BUILDING, color)
                 for _ in range(rng.integers(0, 3)):
                     tree(outer + rng.uniform(1.5, 6), rng.uniform(z, z1))
             else:
@@ -353,11 +204,11 @@ class World:
                 xs = sorted((side * facade, side * (facade + BUILDING_DEPTH)))
                 details, size = _facade(rng, side * facade, z, z1, height)
                 out.append(Static("building", BUILDING, (xs[0], xs[1], 0, height, z, z1),
-                                  colour_near(rng, _FACADES[rng.integers(len(_FACADES))], 25), details=details,
+                                  color_near(rng, _FACADES[rng.integers(len(_FACADES))], 25), details=details,
                                   detail_size=size, side=side, backdrop=True))
                 if setback > 1.3 and z1 - z > 3 and rng.random() < 0.5:   # hedge in front of the facade
                     box(facade - 0.9, facade - 0.15, 0, rng.uniform(0.8, 1.4), z + 0.5, z1 - 0.5, VEGETATION,
-                        colour_near(rng, (55, 105, 45), 15))
+                        color_near(rng, (55, 105, 45), 15))
             z = z1
 
         def along(spacing):                                # positions every `spacing` m on average
@@ -371,24 +222,24 @@ class World:
 
         for zp in along(self.config.pole_spacing):
             x, r, h = kerb + POLE_OFFSET, rng.uniform(0.07, 0.13), rng.uniform(5, 8)
-            colour = colour_near(rng, (110, 115, 110) if rng.random() < 0.7 else (50, 70, 55), 12)
-            box(x - r, x + r, 0, h, zp - r, zp + r, POLE, colour)
+            color = color_near(rng, (110, 115, 110) if rng.random() < 0.7 else (50, 70, 55), 12)
+            box(x - r, x + r, 0, h, zp - r, zp + r, POLE, color)
             if rng.random() < 0.6:                           # lamp arm over the road
                 arm = rng.uniform(1.2, 2.0)
-                box(x - arm, x, h - 0.12, h, zp - 0.05, zp + 0.05, POLE, colour)
-                box(x - arm - 0.1, x - arm + 0.45, h - 0.3, h - 0.05, zp - 0.15, zp + 0.15, POLE, colour)
+                box(x - arm, x, h - 0.12, h, zp - 0.05, zp + 0.05, POLE, color)
+                box(x - arm - 0.1, x - arm + 0.45, h - 0.3, h - 0.05, zp - 0.15, zp + 0.15, POLE, color)
         for zt in along(self.config.tree_spacing):
             tree(kerb + TREE_OFFSET + rng.uniform(-0.2, 0.2), zt)
         for zk in along(self.config.kiosk_spacing):
             w = rng.uniform(1.2, 2.0)
             box(kerb + KIOSK_OFFSET - 0.6, kerb + KIOSK_OFFSET + 0.6, 0, rng.uniform(2.3, 2.9), zk, zk + w,
-                BUILDING, colour_near(rng, rng.uniform(30, 230, 3), 0))
+                BUILDING, color_near(rng, rng.uniform(30, 230, 3), 0))
         return out
 
     # ------------------------------------------------------------------ things
     def _make_streams(self, rng) -> list[_Stream]:
         c, n = self.config, self.config.lanes_each_way
-        streams = []
+        streams: list[_Stream] = []
 
         def add(kind, x, direction, speed, slot, density, far, **kw):
             streams.append(_Stream(len(streams), kind, x, direction, speed, *slot,
@@ -444,7 +295,7 @@ class World:
             moves = (st.direction * v_lo * t, st.direction * st.speed[1] * t)
             s_lo, s_hi = ez - BEHIND - max(moves), ez + st.far - min(moves)
             for b in range(math.floor(s_lo / st.slot / self._SLOTS), math.floor(s_hi / st.slot / self._SLOTS) + 1):
-                block = self._cached(("stream", st.index, b), lambda: self._stream_block(st, b))
+                block = self._cached(("stream", st.index, b), partial(self._stream_block, st, b))
                 for slot, s, speed, lateral, spec in block:
                     z = s + st.direction * speed * t
                     if -BEHIND <= z - ez <= st.far:
@@ -472,7 +323,7 @@ class World:
             v_min = max(c.walk_speed[0] * c.object_speed, MIN_SPEED)
             life = (x_to - x_from) / v_min
             for blk in range(math.floor((t - life) / CROSS_BLOCK), math.floor(t / CROSS_BLOCK) + 1):
-                for key, x0, z, ts, v, d, spec in self._cached(("cross", blk), lambda: self._cross_block(blk)):
+                for key, x0, z, ts, v, d, spec in self._cached(("cross", blk), partial(self._cross_block, blk)):
                     if ts <= t <= ts + (x_to - x_from) / v:
                         out.append(self._person(key, x0 + d * v * (t - ts), z, spec, v, v * (t - ts),
                                                 heading=(float(d), 0.0)))
@@ -508,7 +359,7 @@ class World:
         return out
 
     def _occlusion_geometry(self) -> dict:
-        """Hedge on the centre island sized so that a crossing person is hidden `occlusion_hidden` s."""
+        """Hedge on the center island sized so that a crossing person is hidden `occlusion_hidden` s."""
         c, (left, right) = self.config, self.kerbs
         xi, zn, zf, zp = -LANE_WIDTH / 2, OCC_HEDGE_AT, OCC_HEDGE_AT + OCC_HEDGE_DEPTH, OCC_PERSON_AT
         v = max(OCC_SPEED * c.object_speed, MIN_SPEED)

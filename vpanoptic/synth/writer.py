@@ -17,10 +17,10 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable
 
 import av
 
@@ -74,7 +74,7 @@ def write_sequence(out_dir: str | os.PathLike, *, seed: int = 0, frames: int = 6
         ConfigError (a UserError and ValueError) for bad parameters, UserError if `out_dir`
         is in the way.
     """
-    from . import check_params, default_min_height, generate          # the package imports this module
+    from . import check_params, default_min_height, generate  # the package imports this module
 
     name, config = resolve_scenario(scenario)
     fps = config.fps if fps is None else fps
@@ -110,6 +110,7 @@ def _write_video_and_gt(root: Path, frames: Iterable, width: int, height: int, f
     rate = Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR)
     with av.open(str(root / VIDEO_NAME), mode="w") as container:   # closed on any exit
         stream = container.add_stream(CODEC, rate=rate)
+        assert isinstance(stream, av.video.stream.VideoStream)
         stream.width, stream.height, stream.pix_fmt = width, height, PIX_FMT
         stream.time_base = 1 / rate
         stream.codec_context.time_base = 1 / rate

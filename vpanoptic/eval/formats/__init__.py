@@ -12,8 +12,13 @@ import os
 from ...types import DatasetMeta
 from .base import FormatError, FrameRef, LabelFrame, SequenceSet, pair_sequences
 from .coco import (
-    read_cityscapes_vps, read_coco_panoptic, read_vipseg, step_to_coco, write_cityscapes_vps,
-    write_coco_panoptic, write_vipseg,
+    read_cityscapes_vps,
+    read_coco_panoptic,
+    read_vipseg,
+    step_to_coco,
+    write_cityscapes_vps,
+    write_coco_panoptic,
+    write_vipseg,
 )
 from .mots import read_mots, read_mots_png, read_mots_txt, write_mots_png, write_mots_txt
 from .step import read_step, write_step

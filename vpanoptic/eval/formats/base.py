@@ -10,9 +10,9 @@ raw COCO-panoptic ids with ``segments_info`` (panopticapi PQ rules) or a MOTS id
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -88,6 +88,12 @@ def _existing(png_dir: Path, rels: tuple[str, ...]) -> Path:
     return png_dir / rels[0]  # missing: the loader names it
 
 
+def _rgb(values) -> tuple[int, int, int]:
+    """The first three entries of a COCO ``color`` as an RGB triple."""
+    r, g, b = (int(v) for v in tuple(values)[:3])
+    return r, g, b
+
+
 def _meta_from(data: dict, fallback: DatasetMeta | None, name: str) -> DatasetMeta | None:
     """The JSON's ``categories`` as a `DatasetMeta` (void 255, divisor 1000), else `fallback`."""
     cats = data.get("categories")
@@ -96,7 +102,7 @@ def _meta_from(data: dict, fallback: DatasetMeta | None, name: str) -> DatasetMe
     try:
         categories = tuple(
             Category(int(c["id"]), str(c.get("name", c["id"])), bool(c.get("isthing", 0)),
-                     tuple(int(v) for v in c.get("color", (0, 0, 0)))[:3])
+                     _rgb(c.get("color", (0, 0, 0))))
             for c in cats
         )
         return DatasetMeta(name=name, categories=categories, label_divisor=1000, void_id=255)
@@ -152,8 +158,8 @@ def _frame_loader(png: Path, segments: list, meta: DatasetMeta, instances: _Inst
         except (OSError, ValueError) as err:
             raise FormatError(f"{png}: {err}") from None
         if strict:  # predictions: PNG and segments_info must list the same ids (panopticapi raises too)
-            present = np.unique(ids)
-            present = set(present[present != 0].tolist())
+            unique = np.unique(ids)
+            present = set(unique[unique != 0].tolist())
             listed = {int(seg["id"]) for seg in segments}
             for extra, here, there in ((present - listed, "PNG", "JSON"), (listed - present, "JSON", "PNG")):
                 if extra:

@@ -13,8 +13,8 @@ one sequence named after the folder.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping, Tuple
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from .base import FormatError, FrameRef, LabelFrame, SequenceSet
 
 __all__ = ["read_step", "write_step"]
 
-FramePair = Tuple[np.ndarray, np.ndarray]
+FramePair = tuple[np.ndarray, np.ndarray]
 
 
 def _pngs(folder: Path) -> list[Path]:
