@@ -251,7 +251,7 @@ def run_pipeline_cell(name: str, net, device: torch.device, profile: Profile, qu
     from vpanoptic.config import TrackerConfig
     from vpanoptic.io.sources import open_source
     from vpanoptic.pipeline import Pipeline
-    from vpanoptic.runner import tracker_from_config
+    from vpanoptic.job import tracker_from_config
     from vpanoptic.sinks import build_sinks
     from vpanoptic.synth import write_sequence
 

@@ -325,7 +325,7 @@ def run_pipeline(model: PanopticModel, tmp: Path, *, frames: int = 6, batch_size
     Returns the run's summary; the outputs are written under `tmp`.
     """
     from vpanoptic.config import load_config
-    from vpanoptic.runner import run_video
+    from vpanoptic.job import run_video
     from vpanoptic.synth import write_sequence
 
     write_sequence(tmp / "clip", seed=3, frames=frames, size=size, fps=10.0)
