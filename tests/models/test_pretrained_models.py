@@ -135,6 +135,12 @@ def test_bad_options_are_model_errors():
         FastPath(autocast="int8")
     with pytest.raises(ModelError, match="score_threshold"):
         hf_model("detr-r50-panoptic", score_threshold=1.5)
+    with pytest.raises(ModelError, match="small_area_threshold"):
+        hf_model("detr-r50-panoptic", small_area_threshold=-1)
+    with pytest.raises(ModelError, match=r"rule 'detr'\) has no option overlap_threshold"):
+        hf_model("detr-r50-panoptic", overlap_threshold=0.5)  # Mask2Former's option, not DETR's
+    with pytest.raises(ModelError, match="no option small_area_threshold"):
+        hf_model("mask2former-swin-t-coco", small_area_threshold=4)
 
 
 def test_uploader_reuses_its_buffer_and_prepare_normalises_and_pads():

@@ -15,13 +15,13 @@ import numpy as np
 import torch
 
 from ..errors import ModelError
-from ..fusion import PanopticSegments
+from ..fusion import PanopticSegments, get_rule
 from ..types import DatasetMeta, Frame, PanopticFrame
 from .base import PanopticModel
 from .preprocess import FastPath, FrameUploader, Normalization, ResizeSpec, autocast, group_by_size
 from .weight_cache import WeightSource, is_cached
 
-__all__ = ["ModelSpec", "NetworkModel", "label_lut"]
+__all__ = ["ModelSpec", "NetworkModel", "label_lut", "resolve_thresholds"]
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,11 @@ class ModelSpec:
     pq: panoptic quality (%) on the dataset's validation set as published, None if not published.
     pq_source: where that number is published.
     arch: architecture parameters of the family's builder (backbone, widths, queries, ...).
-    thresholds: default post-processing thresholds (model options of the same names).
+    thresholds: default post-processing thresholds (model options of the same names); the
+        rule's defaults (`vpanoptic.fusion.RULES`) unless the entry overrides one.
     description: one line for `vpanoptic models`.
+    postprocess: name of the post-processing rule in `vpanoptic.fusion.RULES` ("detr",
+        "mask2former", "panoptic-fpn"): the authors' code the outputs are fused as.
     """
 
     name: str
@@ -55,8 +58,15 @@ class ModelSpec:
     description: str
     arch: Mapping[str, Any] = field(default_factory=dict)
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    postprocess: str = ""
 
     def __post_init__(self):
+        if self.postprocess:
+            rule = get_rule(self.postprocess)
+            extra = set(self.thresholds) - set(rule.thresholds)
+            if extra:
+                raise ValueError(f"model spec {self.name!r}: thresholds {sorted(extra)} are not options of rule {rule.name!r}")
+            object.__setattr__(self, "thresholds", {**rule.thresholds, **self.thresholds})  # the rule's defaults filled in
         bad = [c for c in self.labels if c >= 0 and c not in {k.id for k in self.meta.categories}]
         if bad:
             raise ValueError(f"model spec {self.name!r}: label ids {bad[:5]} are not in dataset {self.meta.name!r}")
@@ -70,6 +80,26 @@ def label_lut(spec: ModelSpec, device: torch.device) -> tuple[torch.Tensor, torc
     labels = torch.tensor(spec.labels, dtype=torch.int64)
     things = torch.tensor([c >= 0 and spec.meta.category(c).isthing for c in spec.labels], dtype=torch.bool)
     return labels.to(device), things.to(device)
+
+
+def resolve_thresholds(spec: ModelSpec, given: Mapping[str, float | None]) -> dict[str, float]:
+    """The rule's thresholds: each given value, else the entry's default, else the rule's.
+
+    A threshold the entry's rule does not have is a `ModelError` when it is given.
+    """
+    rule = get_rule(spec.postprocess)
+    unknown = sorted(k for k, v in given.items() if v is not None and k not in rule.thresholds)
+    if unknown:
+        raise ModelError(
+            f"model {spec.name!r} (post-processing rule {rule.name!r}) has no option {unknown[0]}; "
+            f"its thresholds: {', '.join(rule.thresholds)}"
+        )
+    values = {}
+    for key, default in rule.thresholds.items():
+        value = given.get(key)
+        values[key] = float(value if value is not None else spec.thresholds.get(key, default))
+    check_thresholds(spec.name, values)
+    return values
 
 
 def check_thresholds(name: str, values: Mapping[str, float]) -> None:

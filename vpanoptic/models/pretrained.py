@@ -2,8 +2,9 @@
 
 Every entry takes the same fast-path options (``--set model.options.NAME=VALUE``):
 ``weights`` (a local file or folder instead of the cache; also ``vpanoptic run --weights``),
-``autocast`` (none | bf16 | fp16), ``channels_last``, ``compile``, plus its family's
-thresholds and test-time size.
+``autocast`` (none | bf16 | fp16), ``channels_last``, ``compile``, plus the thresholds of
+its post-processing rule (`vpanoptic.fusion.RULES`, defaults as its authors set them) and
+the test-time size.
 """
 
 from __future__ import annotations
@@ -26,34 +27,51 @@ def fast_path(autocast: str | None, channels_last: bool, compile: bool) -> FastP
 
 
 def _register_query_model(spec: ModelSpec) -> None:
-    def build(
-        *,
-        device: torch.device,
-        weights: str | None = None,
-        autocast: str | None = None,
-        channels_last: bool = False,
-        compile: bool = False,
-        score_threshold: float | None = None,
-        mask_threshold: float | None = None,
-        overlap_threshold: float | None = None,
-        short_side: int | None = None,
-        max_side: int | None = None,
-    ):
+    def load(device, weights, autocast, channels_last, compile, **kwargs):
         from .hf import QueryPanopticModel, load_hf_network
 
         fast = fast_path(autocast, channels_last, compile)  # option errors before any loading
         net = load_hf_network(spec, weights)
-        return QueryPanopticModel(
-            spec,
-            net,
-            device=device,
-            fast=fast,
-            score_threshold=score_threshold,
-            mask_threshold=mask_threshold,
-            overlap_threshold=overlap_threshold,
-            short_side=short_side,
-            max_side=max_side,
-        )
+        return QueryPanopticModel(spec, net, device=device, fast=fast, **kwargs)
+
+    if spec.postprocess == "detr":
+
+        def build(
+            *,
+            device: torch.device,
+            weights: str | None = None,
+            autocast: str | None = None,
+            channels_last: bool = False,
+            compile: bool = False,
+            score_threshold: float | None = None,
+            small_area_threshold: int | None = None,
+            short_side: int | None = None,
+            max_side: int | None = None,
+        ):
+            return load(
+                device, weights, autocast, channels_last, compile, score_threshold=score_threshold,
+                small_area_threshold=small_area_threshold, short_side=short_side, max_side=max_side,
+            )
+
+    else:
+
+        def build(  # type: ignore[misc]
+            *,
+            device: torch.device,
+            weights: str | None = None,
+            autocast: str | None = None,
+            channels_last: bool = False,
+            compile: bool = False,
+            score_threshold: float | None = None,
+            mask_threshold: float | None = None,
+            overlap_threshold: float | None = None,
+            short_side: int | None = None,
+            max_side: int | None = None,
+        ):
+            return load(
+                device, weights, autocast, channels_last, compile, score_threshold=score_threshold,
+                mask_threshold=mask_threshold, overlap_threshold=overlap_threshold, short_side=short_side, max_side=max_side,
+            )
 
     _register(spec, build)
 
