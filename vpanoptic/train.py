@@ -9,8 +9,9 @@ reproducible from its seed and resumes exactly from its periodic state file
 (``OUT.state.pt``, every ``--save-every`` steps; ``--resume``). The log has the losses every
 ``--log-every`` steps and the validation PQ / mIoU on held-out worlds every ``--val-every``
 steps; the checkpoint and its ``.sha256`` are written to ``--out`` at the end. The loop
-itself is `vpanoptic.models.street_train`; this module only parses arguments (no torch
-import at CLI start-up).
+itself is `vpanoptic.models.street.training`; this module parses arguments (no torch import
+at CLI start-up) and supplies the validation (`validate`), which uses `vpanoptic.eval`: the
+model package never imports the metrics.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 
 from .errors import UserError
 
-__all__ = ["add_arguments", "run_from_args", "main"]
+__all__ = ["add_arguments", "main", "run_from_args", "street_validator", "validate"]
 
 # Defaults of the shipped model's run (README "Retraining the default model").
 DEFAULT_STEPS = 3000
@@ -112,8 +113,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         return _run_recipe(args)
     import torch
 
-    from .models.street_data import DataParams
-    from .models.street_train import TrainConfig, train
+    from .models.street.data import DataParams
+    from .models.street.training import TrainConfig, train
 
     torch.set_num_threads(args.threads)
     data = DataParams(crop=TINY_CROP if args.tiny else args.crop, scale=args.scale, sigma=args.sigma)
@@ -123,15 +124,48 @@ def run_from_args(args: argparse.Namespace) -> int:
                       grouping={} if args.nms_kernel is None else {"nms_kernel": args.nms_kernel})
     train(cfg, args.out, resume=args.resume, workers=args.workers, log_every=args.log_every,
           val_every=args.val_every, save_every=args.save_every,
-          log=lambda msg: print(time.strftime("%H:%M:%S"), msg, flush=True))
+          log=lambda msg: print(time.strftime("%H:%M:%S"), msg, flush=True), validator=street_validator(cfg))
     return 0
+
+
+def street_validator(cfg):
+    """``validator(net)`` for `train`: PQ and mIoU on the held-out frames of `validation_frames`."""
+    from .models.street.training import validation_frames
+
+    frames = validation_frames()
+    return lambda net: validate(net, cfg, frames)
+
+
+def validate(net, cfg, frames) -> dict:
+    """PQ and mIoU of `net` on held-out frames (deeplab2 rules, KITTI-STEP classes)."""
+    import torch
+
+    from .datasets import KITTI_STEP
+    from .eval import PanopticQuality, STQuality
+    from .models.street.grouping import GroupingParams
+    from .models.street.inference import Predictor
+    from .models.street.training import checkpoint_meta
+
+    was_training = net.training
+    pred = Predictor(net, checkpoint_meta(cfg), torch.device("cpu"), input_size=cfg.input_size,
+                     params=GroupingParams(**cfg.grouping))
+    pq = PanopticQuality(num_classes=KITTI_STEP.num_classes, things_list=KITTI_STEP.thing_ids)
+    seg = STQuality(num_classes=KITTI_STEP.num_classes, things_list=KITTI_STEP.thing_ids)
+    for i, (image, semantic, instance) in enumerate(frames):
+        (psem, pinst), = pred.semantic_instance([image])
+        pq.update((semantic, instance), (psem, pinst))
+        seg.update((semantic, instance), (psem, pinst), sequence_id=i)
+    net.train(was_training)
+    r = pq.result()
+    return {"PQ": round(r["PQ"], 4), "SQ": round(r["SQ"], 4), "RQ": round(r["RQ"], 4),
+            "mIoU": round(seg.result()["IoU"], 4)}
 
 
 def _run_recipe(args: argparse.Namespace) -> int:
     """The stages of `args.recipe`, each a plain run (same code path as the single-run options)."""
     from pathlib import Path
 
-    from .models.checkpoint import load_checkpoint
+    from .models.street.checkpoint import load_checkpoint
 
     if args.init is not None:
         raise UserError("--recipe starts from scratch; leave out --init")

@@ -68,7 +68,7 @@ def tiny_panoptic_fpn(spec, seed: int = 0):
     from torchvision.models.detection import MaskRCNN
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
-    from vpanoptic.models.maskrcnn import PanopticFPN, SemanticFPNHead
+    from vpanoptic.models.hub.maskrcnn import PanopticFPN, SemanticFPNHead
 
     torch.manual_seed(seed)
     backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5)

@@ -13,9 +13,9 @@ from test_detr_rule import detr_reference
 from vpanoptic.cli import main
 from vpanoptic.fusion import RULES
 from vpanoptic.io.formats import decode_coco_ids, read_rgb_png
-from vpanoptic.models.preprocess import ResizeSpec, prepare_batch
+from vpanoptic.models.hub.preprocess import ResizeSpec, prepare_batch
+from vpanoptic.models.hub.zoo import COCO_BY_ID, SPECS
 from vpanoptic.models.registry import get_entry
-from vpanoptic.models.zoo import COCO_BY_ID, SPECS
 
 SHORT_SIDE = 64
 

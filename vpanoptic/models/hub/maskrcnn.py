@@ -20,13 +20,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelError
-from ..fusion import PanopticSegments, fuse_things_and_stuff, map_categories
-from .network import ModelSpec, NetworkModel, label_lut, resolve_thresholds
+from ...errors import ModelError
+from ...fusion import PanopticSegments, fuse_things_and_stuff, map_categories
+from .model import NetworkModel, label_lut, resolve_thresholds
 from .preprocess import FastPath
-from .weight_cache import check_state_dict, fetch_url_weights, load_state_dict, verify_file
+from .spec import ModelSpec
+from .weight_cache import (
+    check_state_dict,
+    fetch_url_weights,
+    load_state_dict,
+    verify_file,
+)
 
-__all__ = ["SemanticFPNHead", "PanopticFPN", "MaskRCNNPanopticModel", "build_detector", "load_maskrcnn_network"]
+__all__ = ["MaskRCNNPanopticModel", "PanopticFPN", "SemanticFPNHead", "build_detector", "load_maskrcnn_network"]
 
 FPN_LEVELS = ("0", "1", "2", "3")  # torchvision FPN outputs at strides 4, 8, 16, 32
 

@@ -1,4 +1,4 @@
-"""Registry entries of the published pretrained models (metadata in `zoo.SPECS`).
+"""Registry entries of the published pretrained models (`ENTRIES`; metadata in `zoo.SPECS`).
 
 Every entry takes the same fast-path options (``--set model.options.NAME=VALUE``):
 ``weights`` (a local file or folder instead of the cache; also ``vpanoptic run --weights``),
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ModelError
-from .network import ModelSpec
+from ...errors import ModelError
+from ..entry import ModelEntry
 from .preprocess import FastPath
-from .registry import register_model
+from .spec import ModelSpec
 from .zoo import SPECS
 
-__all__ = ["fast_path"]
+__all__ = ["ENTRIES", "fast_path"]
 
 
 def fast_path(autocast: str | None, channels_last: bool, compile: bool) -> FastPath:
@@ -120,17 +120,19 @@ def _register_maskrcnn_model(spec: ModelSpec) -> None:
 def _register(spec: ModelSpec, build) -> None:
     build.__name__ = f"build_{spec.name.replace('-', '_')}"
     build.__doc__ = spec.description
-    register_model(
-        spec.name,
+    ENTRIES[spec.name] = ModelEntry(
+        name=spec.name,
         description=spec.description,
         dataset=spec.meta.name,
+        factory=build,
         pq=spec.pq,
         license=spec.license,
         weights_cached=spec.weights_cached if spec.weights is not None else None,
         spec=spec,
-    )(build)
+    )
 
 
+ENTRIES: dict[str, ModelEntry] = {}
 for _spec in SPECS.values():
     if _spec.family in ("detr", "mask2former"):
         _register_query_model(_spec)

@@ -19,12 +19,12 @@ Thresholds are the rule's defaults, as its authors set them.
 
 from __future__ import annotations
 
-from ..datasets import CITYSCAPES, COCO_PANOPTIC
-from .network import ModelSpec
+from ...datasets import CITYSCAPES, COCO_PANOPTIC
 from .preprocess import IMAGENET, UNIT, ResizeSpec
+from .spec import ModelSpec
 from .weight_cache import WeightSource
 
-__all__ = ["SPECS", "COCO_CONTIGUOUS", "COCO_BY_ID", "COCO_THING_LABELS", "COCO_STUFF_LABELS", "CITYSCAPES_LABELS"]
+__all__ = ["CITYSCAPES_LABELS", "COCO_BY_ID", "COCO_CONTIGUOUS", "COCO_STUFF_LABELS", "COCO_THING_LABELS", "SPECS"]
 
 _COCO_IDS = [c.id for c in COCO_PANOPTIC.categories]  # sorted, things first
 # Mask2Former (detectron2): class index i = i-th COCO panoptic category in id order.

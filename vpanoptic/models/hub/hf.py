@@ -19,19 +19,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import ModelError
-from ..fusion import (
+from ...errors import ModelError
+from ...fusion import (
     PanopticSegments,
     combine_query_masks,
     detr_panoptic,
     map_categories,
 )
-from .network import ModelSpec, NetworkModel, label_lut, resolve_thresholds
+from .model import NetworkModel, label_lut, resolve_thresholds
 from .preprocess import FastPath, prepare_batch
+from .spec import ModelSpec
 from .weight_cache import fetch_hf_snapshot
 from .zoo import SWIN
 
-__all__ = ["QueryPanopticModel", "require_transformers", "random_config", "load_hf_network"]
+__all__ = ["QueryPanopticModel", "load_hf_network", "random_config", "require_transformers"]
 
 INSTALL_HF = "pip install 'vpanoptic[hf]'"
 
