@@ -47,8 +47,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "models"))  # the test-size networks of --quick
 
-from vpanoptic.models.preprocess import FastPath  # noqa: E402
-from vpanoptic.models.zoo import SPECS  # noqa: E402
+from vpanoptic.models.hub.preprocess import FastPath  # noqa: E402
+from vpanoptic.models.hub.zoo import SPECS  # noqa: E402
 from vpanoptic.types import Frame  # noqa: E402
 
 NO_CUDA = 3  # exit code: no CUDA device, nothing measured
@@ -142,7 +142,7 @@ def build_network(name: str, device: torch.device, quick: bool):
                 return tiny_hf_network(spec)
             import transformers as tf
 
-            from vpanoptic.models.hf import random_config
+            from vpanoptic.models.hub.hf import random_config
 
             cls = tf.DetrForSegmentation if spec.family == "detr" else tf.Mask2FormerForUniversalSegmentation
             return cls(random_config(spec)).eval()
@@ -150,7 +150,7 @@ def build_network(name: str, device: torch.device, quick: bool):
             from model_helpers import tiny_panoptic_fpn
 
             return tiny_panoptic_fpn(spec)  # keeps every detection (6)
-        from vpanoptic.models.maskrcnn import PanopticFPN, build_detector
+        from vpanoptic.models.hub.maskrcnn import PanopticFPN, build_detector
 
         net = PanopticFPN(build_detector(len(spec.labels)), None).eval()
         net.detector.roi_heads.score_thresh = 0.0  # random scores: 100 detections reach the fusion
@@ -173,11 +173,11 @@ def build_model(name: str, net, device: torch.device, fast: FastPath, quick: boo
         return model
     spec = SPECS[entry]
     if spec.family in ("detr", "mask2former"):
-        from vpanoptic.models.hf import QueryPanopticModel
+        from vpanoptic.models.hub.hf import QueryPanopticModel
 
         extra = {"short_side": 64, "max_side": 128} if quick else {}
         return QueryPanopticModel(spec, net, device=device, fast=fast, score_threshold=0.0, **extra)
-    from vpanoptic.models.maskrcnn import MaskRCNNPanopticModel
+    from vpanoptic.models.hub.maskrcnn import MaskRCNNPanopticModel
 
     return MaskRCNNPanopticModel(spec, net, device=device, fast=fast)
 
@@ -196,7 +196,7 @@ def network_input(name: str, size: tuple[int, int], quick: bool) -> str:
         return "384x216 (checkpoint input_size)"
     spec = SPECS[entry]
     if spec.family == "maskrcnn":
-        from vpanoptic.models.preprocess import ResizeSpec
+        from vpanoptic.models.hub.preprocess import ResizeSpec
 
         r = ResizeSpec(short_side=64 if quick else 800, max_side=128 if quick else 1333, size_divisor=32)
     else:

@@ -9,7 +9,7 @@ output), and scores the PNGs against the ground truth: image PQ (deeplab2 rules,
 and STQ (per sequence), KITTI-STEP classes (things: person, car). As in KITTI-STEP, things
 lower than 25/375 of the frame height (24 px at 360) are crowd in the ground truth
 (`--min-instance-height 0` scores every object as a tracked instance). The default seeds are below
-1 000 000, a range the training never draws world seeds from (`street_data.EVAL_SEED_RANGE`),
+1 000 000, a range the training never draws world seeds from (`models.street.data.EVAL_SEED_RANGE`),
 and differ from the validation seeds used during training (101-106).
 
 The same numbers for one clip with the CLI:

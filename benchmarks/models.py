@@ -27,9 +27,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "models"))  # tiny configs of the tests
 
-from vpanoptic.models.preprocess import FastPath  # noqa: E402
+from vpanoptic.models.hub.preprocess import FastPath  # noqa: E402
 from vpanoptic.models.registry import resolve_device  # noqa: E402
-from vpanoptic.models.zoo import SPECS  # noqa: E402
+from vpanoptic.models.hub.zoo import SPECS  # noqa: E402
 from vpanoptic.runtime import configure_threads  # noqa: E402
 from vpanoptic.types import Frame  # noqa: E402
 
@@ -42,7 +42,7 @@ def build(name: str, scale: str, device: torch.device, fast: FastPath, short_sid
     if spec.family in ("detr", "mask2former"):
         import transformers as tf
 
-        from vpanoptic.models.hf import QueryPanopticModel, random_config
+        from vpanoptic.models.hub.hf import QueryPanopticModel, random_config
 
         cls = tf.DetrForSegmentation if spec.family == "detr" else tf.Mask2FormerForUniversalSegmentation
         if scale == "full":
@@ -52,7 +52,7 @@ def build(name: str, scale: str, device: torch.device, fast: FastPath, short_sid
 
             net = tiny_hf_network(spec)
         return QueryPanopticModel(spec, net, device=device, fast=fast, short_side=short_side, max_side=2 * short_side)
-    from vpanoptic.models.maskrcnn import MaskRCNNPanopticModel, PanopticFPN, SemanticFPNHead, build_detector
+    from vpanoptic.models.hub.maskrcnn import MaskRCNNPanopticModel, PanopticFPN, SemanticFPNHead, build_detector
 
     if scale == "full":
         head = None

@@ -8,8 +8,10 @@ reproducible from its seed and resumes exactly from its periodic state file
 (``OUT.state.pt``, every `save_every` steps; `resume`). The log has the losses every
 `log_every` steps and the validation PQ / mIoU on held-out worlds every `val_every` steps;
 the checkpoint and its ``.sha256`` are written to `out` at the end. The loop itself is
-`vpanoptic.models.street_train`; this module checks the options (`train_streetnet`) and runs
-recipes of several stages (`run_recipe`); the command is `vpanoptic.cli.train`.
+`vpanoptic.models.street.training`; this module checks the options (`train_streetnet`), runs
+recipes of several stages (`run_recipe`) and supplies the validation (`validate`), which uses
+`vpanoptic.eval`: the model package never imports the metrics. The command is
+`vpanoptic.cli.train`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Callable
 
 from .errors import UserError
 
-__all__ = ["DEFAULT_HYPERPARAMETERS", "RECIPES", "run_recipe", "train_streetnet"]
+__all__ = ["DEFAULT_HYPERPARAMETERS", "RECIPES", "run_recipe", "street_validator", "train_streetnet", "validate"]
 
 # Defaults of the shipped model's run (README "Retraining the default model").
 DEFAULT_STEPS = 3000
@@ -103,8 +105,8 @@ def train_streetnet(
     if not 0 < lo <= hi <= 2:
         raise UserError(f"scale is {lo},{hi}; expected 0 < LO <= HI <= 2")
     from .job import set_thread_defaults
-    from .models.street_data import DataParams
-    from .models.street_train import TrainConfig, train
+    from .models.street.data import DataParams
+    from .models.street.training import TrainConfig, train
 
     set_thread_defaults(threads)
     data = DataParams(crop=TINY_CROP if tiny else crop, scale=scale, sigma=sigma)
@@ -112,7 +114,40 @@ def train_streetnet(
                       net=dict(TINY_NET) if tiny else {}, data=data, init=init,
                       grouping={} if nms_kernel is None else {"nms_kernel": nms_kernel})
     train(cfg, str(out), resume=resume, workers=workers, log_every=log_every, val_every=val_every,
-          save_every=save_every, log=log)
+          save_every=save_every, log=log, validator=street_validator(cfg))
+
+
+def street_validator(cfg):
+    """``validator(net)`` for `train`: PQ and mIoU on the held-out frames of `validation_frames`."""
+    from .models.street.training import validation_frames
+
+    frames = validation_frames()
+    return lambda net: validate(net, cfg, frames)
+
+
+def validate(net, cfg, frames) -> dict:
+    """PQ and mIoU of `net` on held-out frames (deeplab2 rules, KITTI-STEP classes)."""
+    import torch
+
+    from .datasets import KITTI_STEP
+    from .eval import PanopticQuality, STQuality
+    from .models.street.grouping import GroupingParams
+    from .models.street.inference import Predictor
+    from .models.street.training import checkpoint_meta
+
+    was_training = net.training
+    pred = Predictor(net, checkpoint_meta(cfg), torch.device("cpu"), input_size=cfg.input_size,
+                     params=GroupingParams(**cfg.grouping))
+    pq = PanopticQuality(num_classes=KITTI_STEP.num_classes, things_list=KITTI_STEP.thing_ids)
+    seg = STQuality(num_classes=KITTI_STEP.num_classes, things_list=KITTI_STEP.thing_ids)
+    for i, (image, semantic, instance) in enumerate(frames):
+        (psem, pinst), = pred.semantic_instance([image])
+        pq.update((semantic, instance), (psem, pinst))
+        seg.update((semantic, instance), (psem, pinst), sequence_id=i)
+    net.train(was_training)
+    r = pq.result()
+    return {"PQ": round(r["PQ"], 4), "SQ": round(r["SQ"], 4), "RQ": round(r["RQ"], 4),
+            "mIoU": round(seg.result()["IoU"], 4)}
 
 
 def run_recipe(recipe: str, out: str | Path, *, log: Callable[[str], None] = _log, **options: Any) -> None:
@@ -123,7 +158,7 @@ def run_recipe(recipe: str, out: str | Path, *, log: Callable[[str], None] = _lo
     keyword arguments of `train_streetnet` (threads, workers, tiny, ...); each stage's own
     values replace them and the hyper-parameters it does not set take their defaults.
     """
-    from .models.checkpoint import load_checkpoint
+    from .models.street.checkpoint import load_checkpoint
 
     if recipe not in RECIPES:
         raise UserError(f"unknown recipe {recipe!r}; choose from {', '.join(sorted(RECIPES))}")

@@ -182,7 +182,7 @@ def test_a_worker_builds_one_model_for_all_its_videos(monkeypatch):
         return object()
 
     entry = registry.ModelEntry("batch-test-shared", "test", "none", factory)
-    monkeypatch.setitem(registry._REGISTRY, "batch-test-shared", entry)
+    monkeypatch.setitem(registry._ADDED, "batch-test-shared", entry)
     monkeypatch.setattr(batch, "_MODELS", {})
     cfg = load_config(None, ["model.name=batch-test-shared", "model.device=cpu"])
     first = batch._worker_model(cfg, "a.mp4")

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))  # ti
 from model_helpers import check_contract, frames, tiny_hf_network, tiny_panoptic_fpn  # noqa: E402
 
 from vpanoptic.models.base import PanopticModel  # noqa: E402
-from vpanoptic.models.preprocess import FastPath  # noqa: E402
-from vpanoptic.models.zoo import SPECS  # noqa: E402
+from vpanoptic.models.hub.preprocess import FastPath  # noqa: E402
+from vpanoptic.models.hub.zoo import SPECS  # noqa: E402
 from vpanoptic.types import Frame, PanopticFrame  # noqa: E402
 
 # family → registry entry whose metadata (labels, thresholds) the tiny network uses
@@ -51,9 +51,13 @@ FAMILIES = {
 
 # Random weights give scores near 0 and mask probabilities near 0.5, so the published
 # thresholds would keep nothing, or decide pixels on rounding. Query models keep every query
-# and give each pixel to the query of highest score x probability; Mask R-CNN keeps every
-# detection, its mask being the pasted box (probability > 0.05; 0 outside the box).
-QUERY_THRESHOLDS = {"score_threshold": 0.0, "mask_threshold": 0.0, "overlap_threshold": 0.0}
+# and give each pixel to the query of highest score x probability (DETR's rule has no mask or
+# overlap threshold: every pixel goes to the kept query of highest mask logit); Mask R-CNN
+# keeps every detection, its mask being the pasted box (probability > 0.05; 0 outside the box).
+QUERY_THRESHOLDS = {
+    "detr": {"score_threshold": 0.0},
+    "mask2former": {"score_threshold": 0.0, "mask_threshold": 0.0, "overlap_threshold": 0.0},
+}
 MASKRCNN_THRESHOLDS = {"score_threshold": 0.0, "mask_threshold": 0.05, "stuff_area_threshold": 1}
 
 
@@ -198,10 +202,11 @@ def build_family(
     spec = SPECS[FAMILIES[family]]
     net = copy.deepcopy(net if net is not None else build_network(family))
     if spec.family in ("detr", "mask2former"):
-        from vpanoptic.models.hf import QueryPanopticModel
+        from vpanoptic.models.hub.hf import QueryPanopticModel
 
-        return QueryPanopticModel(spec, net, device=device, fast=fast, short_side=64, **QUERY_THRESHOLDS)
-    from vpanoptic.models.maskrcnn import MaskRCNNPanopticModel
+        return QueryPanopticModel(spec, net, device=device, fast=fast, short_side=64,
+                                  **QUERY_THRESHOLDS[spec.family])
+    from vpanoptic.models.hub.maskrcnn import MaskRCNNPanopticModel
 
     return MaskRCNNPanopticModel(spec, net, device=device, fast=fast, **MASKRCNN_THRESHOLDS)
 

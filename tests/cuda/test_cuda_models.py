@@ -22,7 +22,7 @@ from device_checks import (
     run_pipeline,
 )
 
-from vpanoptic.models.preprocess import FastPath
+from vpanoptic.models.hub.preprocess import FastPath
 
 pytestmark = [pytest.mark.cuda, pytest.mark.timeout(300)]
 

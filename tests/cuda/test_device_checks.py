@@ -31,7 +31,7 @@ from device_checks import (
 )
 
 from vpanoptic.datasets import KITTI_STEP
-from vpanoptic.models.preprocess import FastPath
+from vpanoptic.models.hub.preprocess import FastPath
 from vpanoptic.types import Frame, PanopticFrame
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -37,7 +37,30 @@ def tiny_hf_network(spec, seed: int = 0):
 
     torch.manual_seed(seed)
     cls = tf.DetrForSegmentation if spec.family == "detr" else tf.Mask2FormerForUniversalSegmentation
-    return cls(tiny_hf_config(spec)).eval()
+    net = cls(tiny_hf_config(spec)).eval()
+    if spec.family == "detr":
+        _spread_detr_queries(net)
+    return net
+
+
+@torch.no_grad()
+def _spread_detr_queries(net) -> None:
+    """Make the queries of a random tiny DETR differ.
+
+    At its initial scale every query attends alike, so all mask logits agree to ~1e-7 and
+    the pixel argmax is float noise; larger query embeddings, sharper decoder attention and
+    a mask head that weighs the per-query attention maps give distinct masks and classes.
+    """
+    net.detr.model.query_position_embeddings.weight.normal_(0, 1)
+    for name, p in net.detr.model.decoder.named_parameters():
+        if "q_proj" in name or "k_proj" in name:
+            p.mul_(30)
+    for p in net.bbox_attention.parameters():
+        p.mul_(3)
+    heads = net.config.encoder_attention_heads
+    net.mask_head.conv1.conv.weight[:, -heads:] *= 300  # the input channels of the attention maps
+    for p in net.detr.class_labels_classifier.parameters():
+        p.mul_(5)
 
 
 def tiny_panoptic_fpn(spec, seed: int = 0):
@@ -45,7 +68,7 @@ def tiny_panoptic_fpn(spec, seed: int = 0):
     from torchvision.models.detection import MaskRCNN
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
-    from vpanoptic.models.maskrcnn import PanopticFPN, SemanticFPNHead
+    from vpanoptic.models.hub.maskrcnn import PanopticFPN, SemanticFPNHead
 
     torch.manual_seed(seed)
     backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5)

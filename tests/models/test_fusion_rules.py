@@ -1,9 +1,20 @@
-"""The pure fusion functions on tiny hand-made arrays (vpanoptic/fusion.py)."""
+"""The fusion functions on tiny hand-made arrays; detectron2's Panoptic FPN rule in full.
+
+Reference for `fuse_things_and_stuff`: facebookresearch/detectron2
+``detectron2/modeling/meta_arch/panoptic_fpn.py`` ``combine_semantic_and_instance_outputs``
+(defaults in ``detectron2/config/defaults.py`` ``MODEL.PANOPTIC_FPN.COMBINE``).
+"""
 
 import pytest
 import torch
 
-from vpanoptic.fusion import combine_query_masks, empty_segments, fuse_things_and_stuff
+from vpanoptic.fusion import (
+    RULES,
+    combine_query_masks,
+    empty_segments,
+    fuse_things_and_stuff,
+    map_categories,
+)
 
 
 def box(h, w, y0, y1, x0, x1):
@@ -22,6 +33,67 @@ def segments_of(seg):
 
 
 # ---------------------------------------------------------------- fuse_things_and_stuff
+def test_detectron2_rule_on_a_hand_made_16x16_frame():
+    """Worked out from combine_semantic_and_instance_outputs with overlap 0.5 and a stuff limit of 50."""
+    a = box(16, 16, 0, 8, 0, 8)  # 0.9, person: 64 px
+    b = box(16, 16, 4, 12, 4, 12)  # 0.8, car: 64 px, 16 under a → 0.25 <= 0.5 → keeps its 48 free px
+    c = box(16, 16, 0, 8, 2, 10)  # 0.7, person: 48 under a + 8 under b = 56/64 > 0.5 → skipped
+    d = box(16, 16, 12, 16, 0, 4)  # 0.4 < 0.5: the pass ends here
+    sem = torch.full((16, 16), -1)  # -1: the semantic head's "things" class, never stuff
+    sem[12:, :] = 184  # 64 free px >= 50 → a stuff segment
+    sem[:12, 12:] = 149  # 48 free px < 50 → left void
+    seg = fuse_things_and_stuff(torch.stack([c, a, d, b]), torch.tensor([0.7, 0.9, 0.4, 0.8]), torch.tensor([1, 1, 1, 3]), sem,
+                                stuff_ids=[149, 184], stuff_area_threshold=50)
+    expected = torch.zeros((16, 16), dtype=torch.int32)
+    expected[4:12, 4:12] = 2
+    expected[:8, :8] = 1
+    expected[12:, :] = 3
+    assert torch.equal(seg.id_map, expected)
+    assert segments_of(seg) == {1: (1, True, 64), 2: (3, True, 48), 3: (184, False, 64)}
+    assert seg.scores.tolist() == pytest.approx([0.9, 0.8, 1.0])
+
+
+def test_detectron2_defaults_are_the_rules_defaults():
+    rule = RULES["panoptic-fpn"]
+    assert rule.thresholds == {"score_threshold": 0.5, "mask_threshold": 0.5, "overlap_threshold": 0.5, "stuff_area_threshold": 4096}
+    m = box(64, 64, 0, 64, 0, 64)
+    sem = torch.full((64, 64), 184)
+    seg = fuse_things_and_stuff(torch.zeros((0, 64, 64), dtype=torch.bool), torch.zeros(0), torch.zeros(0, dtype=torch.int64), sem,
+                                stuff_ids=[184])
+    assert segments_of(seg) == {1: (184, False, 4096)}  # exactly STUFF_AREA_LIMIT: kept (area < limit is skipped)
+    sem[0, 0] = -1
+    seg = fuse_things_and_stuff(m[None] & False, torch.ones(1), torch.ones(1, dtype=torch.int64), sem, stuff_ids=[184])
+    assert len(seg) == 0  # 4095 px
+
+
+def test_scores_are_compared_in_float64_as_python_does():
+    """detectron2 reads ``score.item()``: float32(0.7) = 0.69999998... is below a 0.7 threshold."""
+    m = box(4, 4, 0, 2, 0, 2)
+    score = torch.tensor([0.7], dtype=torch.float32)
+    assert len(fuse_things_and_stuff(m[None], score, torch.tensor([1]), score_threshold=0.7)) == 0
+    assert len(fuse_things_and_stuff(m[None], score, torch.tensor([1]), score_threshold=0.6999999)) == 1
+
+
+def test_equal_scores_keep_the_detector_order():
+    a, b = box(4, 4, 0, 4, 0, 3), box(4, 4, 0, 4, 1, 4)
+    seg = fuse_things_and_stuff(torch.stack([a, b]), torch.tensor([0.9, 0.9]), torch.tensor([1, 3]), overlap_threshold=0.7)
+    assert segments_of(seg) == {1: (1, True, 12), 2: (3, True, 4)}
+    seg = fuse_things_and_stuff(torch.stack([b, a]), torch.tensor([0.9, 0.9]), torch.tensor([3, 1]), overlap_threshold=0.7)
+    assert segments_of(seg) == {1: (3, True, 12), 2: (1, True, 4)}
+
+
+def test_things_of_a_class_with_no_category_block_pixels_then_are_voided():
+    """Decided behaviour: an "N/A" detection is pasted as the rule has it (it takes pixels from
+    lower-scoring things and from stuff), then its segment becomes void."""
+    a = box(8, 8, 0, 8, 0, 4)  # category -1 (no dataset category), score 0.9
+    b = box(8, 8, 0, 8, 2, 6)  # car, 0.8: 16 of its 32 px are under a → kept with 16 px
+    sem = torch.full((8, 8), 184)
+    seg = map_categories(fuse_things_and_stuff(torch.stack([a, b]), torch.tensor([0.9, 0.8]), torch.tensor([-1, 3]), sem,
+                                               stuff_ids=[184], stuff_area_threshold=1))
+    assert segments_of(seg) == {1: (3, True, 16), 2: (184, False, 16)}
+    assert int((seg.id_map[:, :4] == 0).sum()) == 32
+
+
 def test_things_pasted_by_score_higher_wins_overlap():
     a = box(4, 6, 0, 4, 0, 4)  # 16 px, score 0.6
     b = box(4, 6, 0, 4, 3, 6)  # 12 px, score 0.9, overlaps a in column 3
@@ -112,18 +184,20 @@ def test_fusion_rejects_mismatched_inputs():
 def test_fusion_matches_a_reference_loop_on_random_inputs():
     """The tensorised paste loop equals the detectron2 rules written as plain Python."""
     g = torch.Generator().manual_seed(0)
-    for trial in range(20):
-        h, w, n = 9, 11, 6
+    for trial in range(200):
+        h, w, n = 9, 11, int(torch.randint(0, 8, (1,), generator=g))
         masks = torch.rand((n, h, w), generator=g) > 0.6
-        scores = torch.rand(n, generator=g)
+        scores = torch.randint(0, 9, (n,), generator=g) / 8  # ties on purpose
         cats = torch.randint(1, 5, (n,), generator=g)
         sem = torch.randint(90, 96, (h, w), generator=g)
         seg = fuse_things_and_stuff(masks, scores, cats, sem, stuff_ids=[92, 93, 95], score_threshold=0.3,
                                     overlap_threshold=0.4, stuff_area_threshold=3)
+        if n == 0:
+            masks = masks.reshape(0, h, w)
         ref = torch.zeros((h, w), dtype=torch.int64)
         info = []
-        for k in torch.argsort(scores, descending=True).tolist():
-            if scores[k] < 0.3:
+        for k in sorted(range(n), key=lambda i: -float(scores[i])):  # stable: ties in detector order
+            if float(scores[k]) < 0.3:
                 break
             m = masks[k]
             area = int(m.sum())

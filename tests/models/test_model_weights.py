@@ -6,15 +6,15 @@ import shutil
 
 import pytest
 import torch
-
 from model_helpers import check_contract, frames, tiny_hf_network
+
 from vpanoptic.cli import main
 from vpanoptic.datasets import CITYSCAPES, COCO_PANOPTIC
 from vpanoptic.errors import ModelError
-from vpanoptic.models.maskrcnn import build_detector
+from vpanoptic.models.hub.maskrcnn import build_detector
+from vpanoptic.models.hub.weight_cache import load_state_dict
+from vpanoptic.models.hub.zoo import SPECS
 from vpanoptic.models.registry import build_model, get_entry
-from vpanoptic.models.weight_cache import load_state_dict
-from vpanoptic.models.zoo import SPECS
 
 MRCNN_FILE = "maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth"
 
@@ -216,7 +216,7 @@ def test_cached_blob_that_fails_its_sha256_is_refused(detr_folder, tmp_path):
 
 
 def test_hub_snapshot_with_the_alternate_weights_name_is_found(tmp_path):
-    from vpanoptic.models.weight_cache import fetch_hf_snapshot
+    from vpanoptic.models.hub.weight_cache import fetch_hf_snapshot
 
     spec = SPECS["mask2former-swin-l-coco"]
     snap = tmp_path / "hf" / "hub" / ("models--" + spec.weights.location.replace("/", "--")) / "snapshots" / "main"

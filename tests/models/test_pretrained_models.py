@@ -3,20 +3,31 @@
 import numpy as np
 import pytest
 import torch
-
 from model_helpers import check_contract, frames, tiny_hf_network, tiny_panoptic_fpn
+
 from vpanoptic.datasets import CITYSCAPES, COCO_PANOPTIC
 from vpanoptic.errors import ModelError
-from vpanoptic.models.preprocess import FastPath, FrameUploader, Normalization, ResizeSpec, prepare_batch
+from vpanoptic.models.hub.preprocess import (
+    FastPath,
+    FrameUploader,
+    Normalization,
+    ResizeSpec,
+    prepare_batch,
+)
+from vpanoptic.models.hub.zoo import (
+    COCO_BY_ID,
+    COCO_CONTIGUOUS,
+    COCO_THING_LABELS,
+    SPECS,
+)
 from vpanoptic.models.registry import get_entry, list_models
-from vpanoptic.models.zoo import COCO_BY_ID, COCO_CONTIGUOUS, COCO_THING_LABELS, SPECS
 
 HF_NAMES = ["detr-r50-panoptic", "mask2former-swin-t-coco", "mask2former-swin-t-cityscapes"]
 
 
 def hf_model(name, **kwargs):
     pytest.importorskip("transformers")
-    from vpanoptic.models.hf import QueryPanopticModel
+    from vpanoptic.models.hub.hf import QueryPanopticModel
 
     spec = SPECS[name]
     kwargs.setdefault("score_threshold", 0.0)  # random weights: keep every query so fusion has work
@@ -25,7 +36,7 @@ def hf_model(name, **kwargs):
 
 
 def maskrcnn_model(name, **kwargs):
-    from vpanoptic.models.maskrcnn import MaskRCNNPanopticModel
+    from vpanoptic.models.hub.maskrcnn import MaskRCNNPanopticModel
 
     spec = SPECS[name]
     kwargs.setdefault("score_threshold", 0.0)
@@ -135,6 +146,12 @@ def test_bad_options_are_model_errors():
         FastPath(autocast="int8")
     with pytest.raises(ModelError, match="score_threshold"):
         hf_model("detr-r50-panoptic", score_threshold=1.5)
+    with pytest.raises(ModelError, match="small_area_threshold"):
+        hf_model("detr-r50-panoptic", small_area_threshold=-1)
+    with pytest.raises(ModelError, match=r"rule 'detr'\) has no option overlap_threshold"):
+        hf_model("detr-r50-panoptic", overlap_threshold=0.5)  # Mask2Former's option, not DETR's
+    with pytest.raises(ModelError, match="no option small_area_threshold"):
+        hf_model("mask2former-swin-t-coco", small_area_threshold=4)
 
 
 def test_uploader_reuses_its_buffer_and_prepare_normalises_and_pads():
@@ -171,7 +188,7 @@ def test_missing_transformers_names_the_extra(monkeypatch):
 
 def test_random_configs_have_the_published_architecture():
     pytest.importorskip("transformers")
-    from vpanoptic.models.hf import random_config
+    from vpanoptic.models.hub.hf import random_config
 
     detr = random_config(SPECS["detr-r101-panoptic"])
     assert detr.num_labels == 250 and list(detr.backbone_config.depths) == [3, 4, 23, 3]

@@ -1,4 +1,4 @@
-"""The shipped StreetNet checkpoint and the integrity checks of `vpanoptic.models.checkpoint`."""
+"""The shipped StreetNet checkpoint and the integrity checks of `vpanoptic.models.street.checkpoint`."""
 
 import hashlib
 import shutil
@@ -7,9 +7,14 @@ import pytest
 import torch
 
 from vpanoptic.errors import ModelError
-from vpanoptic.models.checkpoint import FORMAT, default_weights_path, load_checkpoint, save_checkpoint
 from vpanoptic.models.registry import build_model, get_entry
-from vpanoptic.models.streetnet import StreetNet, StreetNetConfig
+from vpanoptic.models.street.checkpoint import (
+    FORMAT,
+    default_weights_path,
+    load_checkpoint,
+    save_checkpoint,
+)
+from vpanoptic.models.street.network import StreetNet, StreetNetConfig
 
 TINY = StreetNetConfig(widths=(4, 4, 8, 8, 8), blocks=(1, 1, 1), decoder=(8, 4))
 META = {"classes": [0, 1, 2, 5, 8, 10, 11, 13], "thing_ids": [11, 13], "mean": [0.5] * 3, "std": [0.25] * 3,

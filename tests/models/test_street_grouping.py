@@ -1,10 +1,16 @@
-"""Grouping and fusion of StreetNet outputs (`vpanoptic.models.grouping`) on hand-made tensors."""
+"""Grouping and fusion of StreetNet outputs (`vpanoptic.models.street.grouping`) on hand-made tensors."""
 
 import pytest
 import torch
 
-from vpanoptic.models.grouping import (BilinearLogits, GroupingParams, find_centres, group_panoptic,
-                                       labels_to_segments, resize_labels)
+from vpanoptic.models.street.grouping import (
+    BilinearLogits,
+    GroupingParams,
+    find_centers,
+    group_panoptic,
+    labels_to_segments,
+    resize_labels,
+)
 
 # Three classes: 0 road (stuff), 1 sky (stuff), 2 car (thing).
 THING = torch.tensor([False, False, True])
@@ -17,33 +23,33 @@ def logits_for(classes: torch.Tensor, k: int = 3) -> torch.Tensor:
 
 
 def two_cars():
-    """Road below, sky on top, two cars (columns 1-4 and 7-10) of rows 4-6; their centres."""
+    """Road below, sky on top, two cars (columns 1-4 and 7-10) of rows 4-6; their centers."""
     cls = torch.zeros(H, W, dtype=torch.long)
     cls[:3] = 1
     cls[4:7, 1:5] = 2
     cls[4:7, 7:11] = 2
-    centre = torch.zeros(1, H, W)
-    centre[0, 5, 2] = 0.9
-    centre[0, 5, 8] = 0.8
+    center = torch.zeros(1, H, W)
+    center[0, 5, 2] = 0.9
+    center[0, 5, 8] = 0.8
     ys, xs = torch.meshgrid(torch.arange(H).float(), torch.arange(W).float(), indexing="ij")
     target_x = torch.where(xs < 6, torch.tensor(2.0), torch.tensor(8.0))
     offsets = torch.stack([5.0 - ys, target_x - xs])
-    return cls, centre, offsets
+    return cls, center, offsets
 
 
-def test_find_centres_keeps_local_maxima_above_threshold_best_first():
+def test_find_centers_keeps_local_maxima_above_threshold_best_first():
     heat = torch.zeros(1, H, W)
     heat[0, 1, 1], heat[0, 1, 2] = 0.5, 0.4  # 0.4 is suppressed by its neighbour
     heat[0, 6, 9] = 0.9
     heat[0, 3, 6] = 0.1  # below threshold
-    coords, scores = find_centres(heat, GroupingParams(center_threshold=0.2, nms_kernel=3))
+    coords, scores = find_centers(heat, GroupingParams(center_threshold=0.2, nms_kernel=3))
     assert coords.tolist() == [[6.0, 9.0], [1.0, 1.0]]
     assert scores.tolist() == pytest.approx([0.9, 0.5])
 
 
 def test_two_cars_become_two_instances_and_stuff_one_segment_per_class():
-    cls, centre, offsets = two_cars()
-    labels, scores, m1 = group_panoptic(logits_for(cls), centre, offsets, (H, W), THING,
+    cls, center, offsets = two_cars()
+    labels, scores, m1 = group_panoptic(logits_for(cls), center, offsets, (H, W), THING,
                                         GroupingParams(min_instance_area=0))
     sem, inst = labels // m1, labels % m1
     assert torch.equal(sem, cls)
@@ -54,8 +60,8 @@ def test_two_cars_become_two_instances_and_stuff_one_segment_per_class():
 
 
 def test_grouping_at_a_fraction_of_the_network_resolution_and_back():
-    cls, centre, offsets = two_cars()
-    labels, _, m1 = group_panoptic(logits_for(cls), centre, offsets, (2 * H, 2 * W), THING,
+    cls, center, offsets = two_cars()
+    labels, _, m1 = group_panoptic(logits_for(cls), center, offsets, (2 * H, 2 * W), THING,
                                    GroupingParams(min_instance_area=0))
     assert labels.shape == (2 * H, 2 * W)
     small = resize_labels(labels, (H, W))
@@ -63,17 +69,17 @@ def test_grouping_at_a_fraction_of_the_network_resolution_and_back():
 
 
 def test_small_instances_go_back_to_the_best_stuff_class():
-    cls, centre, offsets = two_cars()
+    cls, center, offsets = two_cars()
     cls[4:7] = 0
     cls[5, 8] = 2  # a one-pixel car on the road, the only thing pixel
-    labels, _, m1 = group_panoptic(logits_for(cls), centre, offsets, (H, W), THING,
+    labels, _, m1 = group_panoptic(logits_for(cls), center, offsets, (H, W), THING,
                                    GroupingParams(min_instance_area=2))
     assert labels[5, 8] == 0 * m1  # road, instance 0
     assert ((labels % m1) == 0).all()
 
 
 def test_thing_pixels_without_any_centre_form_one_instance_per_class():
-    cls, centre, offsets = two_cars()
+    cls, center, offsets = two_cars()
     labels, scores, m1 = group_panoptic(logits_for(cls), torch.zeros(1, H, W), offsets, (H, W), THING,
                                         GroupingParams(min_instance_area=0))
     inst = labels % m1
@@ -108,7 +114,11 @@ def test_bilinear_argmax_equals_interpolate_then_argmax(size):
 
 
 def test_folding_batchnorm_keeps_the_outputs():
-    from vpanoptic.models.streetnet import StreetNet, StreetNetConfig, fold_batchnorm
+    from vpanoptic.models.street.network import (
+        StreetNet,
+        StreetNetConfig,
+        fold_batchnorm,
+    )
 
     torch.manual_seed(0)
     net = StreetNet(StreetNetConfig(widths=(4, 4, 8, 8, 8), blocks=(1, 1, 1), decoder=(8, 4)))

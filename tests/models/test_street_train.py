@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from vpanoptic.cli import main as cli_main
-from vpanoptic.models.checkpoint import load_checkpoint
-from vpanoptic.models.street_data import (
+from vpanoptic.models.street.checkpoint import load_checkpoint
+from vpanoptic.models.street.data import (
     CLASS_IDS,
     EVAL_SEED_RANGE,
     IGNORE,
@@ -15,7 +15,7 @@ from vpanoptic.models.street_data import (
     encode_targets,
     make_batch,
 )
-from vpanoptic.models.street_train import TrainConfig, train
+from vpanoptic.models.street.training import TrainConfig, train
 from vpanoptic.train import TINY_CROP, TINY_NET
 
 
@@ -71,11 +71,11 @@ def test_targets_point_every_thing_cell_to_its_centre():
     semantic = np.zeros((16, 24), np.int32)
     instance = np.zeros((16, 24), np.int32)
     semantic[4:12, 4:12], instance[4:12, 4:12] = 13, 7  # one 8x8 car
-    sem, centre, offset, weight = encode_targets(semantic, instance, 1.0, class_lut())
-    assert sem.shape == (16, 24) and centre.shape == (4, 6) and offset.shape == (2, 4, 6)
+    sem, center, offset, weight = encode_targets(semantic, instance, 1.0, class_lut())
+    assert sem.shape == (16, 24) and center.shape == (4, 6) and offset.shape == (2, 4, 6)
     assert sem[0, 0] == CLASS_IDS.index(0) and sem[5, 5] == CLASS_IDS.index(13)
-    cy, cx = (7.5 + 0.5) / 4 - 0.5, (7.5 + 0.5) / 4 - 0.5  # centre of mass in output cells
-    assert centre.max() == pytest.approx(np.exp(-((1 - cy) ** 2 + (1 - cx) ** 2) / 2))
+    cy, cx = (7.5 + 0.5) / 4 - 0.5, (7.5 + 0.5) / 4 - 0.5  # center of mass in output cells
+    assert center.max() == pytest.approx(np.exp(-((1 - cy) ** 2 + (1 - cx) ** 2) / 2))
     ys, xs = np.nonzero(weight)
     assert set(zip(ys.tolist(), xs.tolist())) == {(1, 1), (1, 2), (2, 1), (2, 2)}
     np.testing.assert_allclose(ys + offset[0, ys, xs], cy)

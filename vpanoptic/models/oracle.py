@@ -30,7 +30,7 @@ from ..errors import ModelError
 from ..io.formats import read_kitti_step
 from ..types import Frame, PanopticFrame
 from .base import PanopticModel
-from .registry import register_model
+from .entry import ModelEntry
 
 # Scores given to degraded outputs: real detections and false positives draw from these ranges.
 TRUE_SCORE_RANGE = (0.5, 1.0)
@@ -39,11 +39,6 @@ FALSE_SCORE_RANGE = (0.05, 0.5)
 FALSE_POSITIVE_SIZE = (0.03, 0.12)
 
 
-@register_model(
-    "oracle",
-    dataset="kitti-step",
-    description="ground truth of a synthetic clip (gt/ next to the video), optionally degraded; for tests and tracker experiments",
-)
 class OracleModel(PanopticModel):
     def __init__(
         self,
@@ -166,3 +161,11 @@ class OracleModel(PanopticModel):
 
 # Instance ids of false positives: above any id a synthetic clip uses.
 FALSE_ID_BASE = 60000
+
+
+ENTRY = ModelEntry(
+    name="oracle",
+    dataset="kitti-step",
+    description="ground truth of a synthetic clip (gt/ next to the video), optionally degraded; for tests and tracker experiments",
+    factory=OracleModel,
+)

@@ -1,7 +1,11 @@
-"""The model registry: named factories, each entry carrying its own metadata.
+"""The model registry: a table of names → the module that defines each entry, imported on use.
 
-    @register_model("oracle", dataset="kitti-step", description="...")
-    def build_oracle(*, device, **options) -> PanopticModel: ...
+Listing names (`model_names`) imports nothing; `get_entry` imports only the module of the
+entry asked for. Family modules define `ModelEntry` objects (`entry.py`) and never import
+this module, so there is no import cycle. More models can be added at run time:
+
+    @register_model("my-model", dataset="kitti-step", description="...")
+    def build_my_model(*, device, **options) -> PanopticModel: ...
 
 `build_model(name, device=..., **options)` checks the options against the factory's
 signature, so a misspelt option is a one-line `ModelError`, not a TypeError deep inside.
@@ -10,43 +14,37 @@ signature, so a misspelt option is a one-line `ModelError`, not a TypeError deep
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import torch
 
 from ..errors import ModelError
 from .base import PanopticModel
+from .entry import ModelEntry
 
-__all__ = ["ModelEntry", "register_model", "build_model", "list_models", "get_entry", "resolve_device"]
+__all__ = ["ModelEntry", "build_model", "get_entry", "list_models", "model_names", "register_model", "resolve_device"]
 
+_HUB = "vpanoptic.models.hub.entries:ENTRIES"
 
-@dataclass(frozen=True)
-class ModelEntry:
-    """A registered model. The optional fields describe published pretrained weights.
+# name → "module:attribute"; the attribute is a ModelEntry, or a mapping of name → ModelEntry.
+BUILTIN: dict[str, str] = {
+    "oracle": "vpanoptic.models.oracle:ENTRY",
+    "vpanoptic-street": "vpanoptic.models.street.inference:ENTRY",
+    "detr-r50-panoptic": _HUB,
+    "detr-r101-panoptic": _HUB,
+    "mask2former-swin-t-coco": _HUB,
+    "mask2former-swin-l-coco": _HUB,
+    "mask2former-swin-t-cityscapes": _HUB,
+    "mask2former-swin-l-cityscapes": _HUB,
+    "maskrcnn-v2-coco": _HUB,
+    "maskrcnn-v2-semfpn-coco": _HUB,
+}
 
-    pq: panoptic quality (%) as published on the dataset's validation set (None: not published).
-    license: licence of the weights.
-    weights_cached: returns whether the published weights are in the local cache (None: no weights).
-    spec: the family's full metadata object (e.g. `network.ModelSpec`), when there is one.
-    """
-
-    name: str
-    description: str
-    dataset: str
-    factory: Callable[..., PanopticModel]
-    pq: float | None = None
-    license: str | None = None
-    weights_cached: Callable[[], bool] | None = None
-    spec: Any = None
-
-    def option_names(self) -> list[str]:
-        params = inspect.signature(self.factory).parameters
-        return [p for p in params if p not in ("device", "input")]
-
-
-_REGISTRY: dict[str, ModelEntry] = {}
+_ADDED: dict[str, ModelEntry] = {}  # register_model
+_LOADED: dict[str, ModelEntry] = {}  # BUILTIN entries imported so far
 
 
 def register_model(
@@ -62,36 +60,42 @@ def register_model(
     """Decorator adding a factory (a class or function taking keyword arguments) to the registry."""
 
     def decorator(factory):
-        if name in _REGISTRY:
+        if name in BUILTIN or name in _ADDED:
             raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = ModelEntry(name, description, dataset, factory, pq, license, weights_cached, spec)
+        _ADDED[name] = ModelEntry(name, description, dataset, factory, pq, license, weights_cached, spec)
         return factory
 
     return decorator
 
 
-def _ensure_builtin_models() -> None:
-    # Importing the modules runs their @register_model decorators.
-    from . import oracle  # noqa: F401
-    from . import pretrained  # noqa: F401
-    from . import street  # noqa: F401
+def model_names() -> list[str]:
+    """Every registered name, sorted, without importing any model module."""
+    return sorted({*BUILTIN, *_ADDED})
 
 
-def list_models() -> list[ModelEntry]:
-    _ensure_builtin_models()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+def _load(name: str) -> ModelEntry:
+    module_name, _, attr = BUILTIN[name].partition(":")
+    obj = getattr(importlib.import_module(module_name), attr)
+    entry = obj[name] if isinstance(obj, Mapping) else obj
+    if not isinstance(entry, ModelEntry) or entry.name != name:
+        raise RuntimeError(f"registry table: {BUILTIN[name]} does not define model {name!r}")
+    return entry
 
 
 def get_entry(name: str) -> ModelEntry:
-    _ensure_builtin_models()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ModelError(
-            f"unknown model {name!r}{hint} (available: {', '.join(sorted(_REGISTRY))}; see `vpanoptic models`)"
-        ) from None
+    if name in _ADDED:
+        return _ADDED[name]
+    if name in BUILTIN:
+        if name not in _LOADED:
+            _LOADED[name] = _load(name)
+        return _LOADED[name]
+    close = difflib.get_close_matches(name, model_names(), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ModelError(f"unknown model {name!r}{hint} (available: {', '.join(model_names())}; see `vpanoptic models`)")
+
+
+def list_models() -> list[ModelEntry]:
+    return [get_entry(name) for name in model_names()]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

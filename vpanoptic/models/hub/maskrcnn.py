@@ -3,7 +3,12 @@
 The detector runs as torchvision's ``GeneralizedRCNN`` does (transform → backbone → RPN →
 ROI heads → postprocess), but the FPN features are kept so that the semantic head of the
 combined model reuses them (one backbone pass, as in Panoptic FPN, Kirillov et al. 2019).
-Instances and stuff are fused on the device by `vpanoptic.fusion.fuse_things_and_stuff`.
+Instances and stuff are fused on the device by detectron2's Panoptic FPN rule
+(`vpanoptic.fusion.fuse_things_and_stuff`), fed as detectron2's ``PanopticFPN.inference``
+feeds it: semantic logits upsampled ×4 (bilinear), cropped to the resized image, resized
+(bilinear) to the output size, then argmax (``sem_seg_postprocess``); instance masks
+pasted at the output size and thresholded at ``>= 0.5``. The pasting itself is
+torchvision's (``paste_masks_in_image``), not detectron2's.
 """
 
 from __future__ import annotations
@@ -15,13 +20,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelError
-from ..fusion import PanopticSegments, fuse_things_and_stuff
-from .network import ModelSpec, NetworkModel, check_thresholds, label_lut
+from ...errors import ModelError
+from ...fusion import PanopticSegments, fuse_things_and_stuff, map_categories
+from .model import NetworkModel, label_lut, resolve_thresholds
 from .preprocess import FastPath
-from .weight_cache import check_state_dict, fetch_url_weights, load_state_dict, verify_file
+from .spec import ModelSpec
+from .weight_cache import (
+    check_state_dict,
+    fetch_url_weights,
+    load_state_dict,
+    verify_file,
+)
 
-__all__ = ["SemanticFPNHead", "PanopticFPN", "MaskRCNNPanopticModel", "build_detector", "load_maskrcnn_network"]
+__all__ = ["MaskRCNNPanopticModel", "PanopticFPN", "SemanticFPNHead", "build_detector", "load_maskrcnn_network"]
 
 FPN_LEVELS = ("0", "1", "2", "3")  # torchvision FPN outputs at strides 4, 8, 16, 32
 
@@ -121,13 +132,17 @@ def load_maskrcnn_network(spec: ModelSpec, weights: str | None, *, short_side: i
 
 
 class MaskRCNNPanopticModel(NetworkModel):
-    """Mask R-CNN things (+ semantic-head stuff) fused by `fuse_things_and_stuff` on the device.
+    """Mask R-CNN things (+ semantic-head stuff) fused by detectron2's rule on the device.
 
     Args:
         spec: family "maskrcnn" (things only; stuff void) or "maskrcnn-semantic".
         net: a `PanopticFPN` (``semantic_head`` None for things only).
-        score_threshold, overlap_threshold, stuff_area_threshold: fusion rules.
+        score_threshold, overlap_threshold, stuff_area_threshold: the rule's thresholds
+            (`vpanoptic.fusion.fuse_things_and_stuff`).
         mask_threshold: instance mask probability that counts as foreground.
+
+    A detection whose class index has no COCO category (torchvision's "N/A" indices) is
+    pasted as the rule has it, then its segment is voided (`vpanoptic.fusion.map_categories`).
     """
 
     def __init__(
@@ -149,14 +164,13 @@ class MaskRCNNPanopticModel(NetworkModel):
             "overlap_threshold": overlap_threshold,
             "stuff_area_threshold": stuff_area_threshold,
         }
-        self.thresholds = {k: (v if v is not None else spec.thresholds.get(k, 0)) for k, v in given.items()}
-        check_thresholds(spec.name, self.thresholds)
+        self.thresholds = resolve_thresholds(spec, given)
         if (net.semantic_head is not None) != (spec.family == "maskrcnn-semantic"):
             raise ModelError(f"model {spec.name!r}: network {'lacks' if net.semantic_head is None else 'has'} a semantic head")
         self._labels, _ = label_lut(spec, self.device)
         stuff = spec.arch.get("stuff_labels", (-1,))
         self._stuff_labels = torch.tensor(stuff, dtype=torch.int64, device=self.device)
-        self._stuff_ids = torch.tensor([c for c in stuff if c >= 0], dtype=torch.int64, device=self.device)
+        self._stuff_ids = torch.tensor([c for c in stuff if c >= 0], dtype=torch.int64, device=self.device)  # head order
         self._setup_net(net)
 
     def _infer(self, images: torch.Tensor) -> list[PanopticSegments]:
@@ -167,29 +181,34 @@ class MaskRCNNPanopticModel(NetworkModel):
         height, width = images.shape[-2:]
         results = []
         for b, det in enumerate(detections):
-            cats = self._labels[det["labels"].clamp(0, len(self.spec.labels) - 1)]
-            ok = cats >= 0
+            cats = self._labels[det["labels"].clamp(0, len(self.spec.labels) - 1)]  # -1: no COCO category
             masks = det["masks"][:, 0] >= self.thresholds["mask_threshold"]  # [N, H, W]
             semantic = None
             if logits is not None:
-                h, w = sizes[b]
-                lg = logits[b : b + 1, :, : (h + 3) // 4, : (w + 3) // 4].float()
-                lg = F.interpolate(lg, size=(h, w), mode="bilinear", align_corners=False)
-                index = lg[0].argmax(0)  # [h, w] head class index
-                index = F.interpolate(index[None, None].float(), size=(height, width), mode="nearest")[0, 0].long()
-                semantic = self._stuff_labels[index]  # [H, W] category id, -1 = thing
-            results.append(
-                fuse_things_and_stuff(
-                    masks[ok],
-                    det["scores"][ok].float(),
-                    cats[ok],
-                    semantic,
-                    stuff_ids=self._stuff_ids,
-                    score_threshold=self.thresholds["score_threshold"],
-                    overlap_threshold=self.thresholds["overlap_threshold"],
-                    stuff_area_threshold=int(self.thresholds["stuff_area_threshold"]),
-                    height=height,
-                    width=width,
-                )
+                semantic = self._stuff_labels[self._semantic_index(logits[b : b + 1], sizes[b], (height, width))]
+            seg = fuse_things_and_stuff(
+                masks,
+                det["scores"].float(),
+                cats,
+                semantic,  # [H, W] category id, -1 = the "things" class
+                stuff_ids=self._stuff_ids,
+                score_threshold=self.thresholds["score_threshold"],
+                overlap_threshold=self.thresholds["overlap_threshold"],
+                stuff_area_threshold=int(self.thresholds["stuff_area_threshold"]),
+                height=height,
+                width=width,
             )
+            results.append(map_categories(seg))  # segments of "N/A" classes → void
         return results
+
+    @staticmethod
+    def _semantic_index(logits: torch.Tensor, image_size: tuple[int, int], out_size: tuple[int, int]) -> torch.Tensor:
+        """``(1, C, h4, w4)`` head logits → ``(H, W) int64`` head class per output pixel.
+
+        As detectron2: ``SemSegFPNHead`` upsamples ×4 (bilinear), ``sem_seg_postprocess``
+        crops to the resized image and resizes (bilinear) to the output size, then argmax.
+        """
+        h, w = image_size
+        lg = F.interpolate(logits.float(), scale_factor=4, mode="bilinear", align_corners=False)[:, :, :h, :w]
+        lg = F.interpolate(lg, size=tuple(out_size), mode="bilinear", align_corners=False)
+        return lg[0].argmax(0)

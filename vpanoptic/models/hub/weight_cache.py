@@ -24,21 +24,21 @@ from typing import Mapping
 
 import torch
 
-from ..errors import ModelError
+from ...errors import ModelError
 
 __all__ = [
-    "WeightSource",
     "OFFLINE_ENV",
-    "is_offline",
-    "torch_cache_dir",
+    "WeightSource",
+    "check_state_dict",
+    "fetch_hf_snapshot",
+    "fetch_url_weights",
     "hf_cache_dir",
     "is_cached",
-    "fetch_url_weights",
-    "fetch_hf_snapshot",
+    "is_offline",
     "load_state_dict",
     "sha256_of",
+    "torch_cache_dir",
     "verify_file",
-    "check_state_dict",
 ]
 
 # Set to 1 to forbid any download attempt (tests, air-gapped machines). HF_HUB_OFFLINE=1 counts too.

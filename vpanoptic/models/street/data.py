@@ -8,8 +8,8 @@ network's input size, H.264-like JPEG artefacts) plus scale jitter, crops and fl
 
 Targets at the network's output stride (4):
     semantic ``(H, W)`` int64 class index (255 = ignore) at input size,
-    centre ``(h, w)`` float Gaussian heatmap (peak 1 at each thing's centre of mass),
-    offset ``(2, h, w)`` float (dy, dx) to the centre in output pixels, weight ``(h, w)``.
+    center ``(h, w)`` float Gaussian heatmap (peak 1 at each thing's center of mass),
+    offset ``(2, h, w)`` float (dy, dx) to the center in output pixels, weight ``(h, w)``.
 """
 
 from __future__ import annotations
@@ -20,11 +20,20 @@ import cv2
 import numpy as np
 import torch
 
-from ..synth.render import Renderer
-from ..synth.world import SCENARIOS, World, resolve_scenario
+from ...synth.render import Renderer
+from ...synth.world import SCENARIOS, World, resolve_scenario
 
-__all__ = ["CLASS_IDS", "THING_IDS", "IGNORE", "DataParams", "render_sample", "make_batch", "encode_targets",
-           "class_lut", "EVAL_SEED_RANGE"]
+__all__ = [
+    "CLASS_IDS",
+    "EVAL_SEED_RANGE",
+    "IGNORE",
+    "THING_IDS",
+    "DataParams",
+    "class_lut",
+    "encode_targets",
+    "make_batch",
+    "render_sample",
+]
 
 # The classes of the synthetic world (Cityscapes train ids): road, sidewalk, building, pole,
 # vegetation, sky, person, car. The network predicts their indices 0..7.
@@ -54,7 +63,7 @@ class DataParams:
     worlds_per_batch: distinct worlds rendered per batch (a world costs ~70 ms to build).
     crops_per_frame: augmented crops cut from each rendered frame (a frame costs ~25 ms).
     max_time: frames are sampled at uniform times in [0, max_time] seconds.
-    sigma: standard deviation of the centre Gaussian, in output pixels.
+    sigma: standard deviation of the center Gaussian, in output pixels.
     jpeg_quality: range of JPEG qualities used as compression artefacts (0 disables).
     """
 
@@ -87,25 +96,25 @@ def encode_targets(semantic: np.ndarray, instance: np.ndarray, sigma: float, lut
     Args:
         semantic: ``(H, W)`` Cityscapes train ids; instance: ``(H, W)`` ids (0 = stuff).
     Returns:
-        sem ``(H, W)`` int64 class index, centre ``(h, w)`` float32, offset ``(2, h, w)`` float32,
+        sem ``(H, W)`` int64 class index, center ``(h, w)`` float32, offset ``(2, h, w)`` float32,
         offset weight ``(h, w)`` float32 (1 on thing pixels), with ``h, w = ceil(H/4), ceil(W/4)``.
     """
     sem = lut[semantic]
     H, W = semantic.shape
     h, w = -(-H // STRIDE), -(-W // STRIDE)
-    # Output cell (i, j) sees input pixel (4i + 1.5, 4j + 1.5); sample labels at its centre.
+    # Output cell (i, j) sees input pixel (4i + 1.5, 4j + 1.5); sample labels at its center.
     ys = np.minimum(np.arange(h) * STRIDE + STRIDE // 2, H - 1)
     xs = np.minimum(np.arange(w) * STRIDE + STRIDE // 2, W - 1)
     inst_lo = instance[np.ix_(ys, xs)]
     thing = np.isin(semantic, THING_IDS) & (instance > 0)
-    centre = np.zeros((h, w), np.float32)
+    center = np.zeros((h, w), np.float32)
     offset = np.zeros((2, h, w), np.float32)
     weight = np.zeros((h, w), np.float32)
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
     yy, xx = np.nonzero(thing)
     ids, inv = np.unique(instance[yy, xx], return_inverse=True)
     count = np.bincount(inv, minlength=len(ids))
-    # centres of mass in output-grid coordinates (cell i covers input 4i .. 4i+3)
+    # centers of mass in output-grid coordinates (cell i covers input 4i .. 4i+3)
     cys = (np.bincount(inv, yy, len(ids)) / np.maximum(count, 1) + 0.5) / STRIDE - 0.5
     cxs = (np.bincount(inv, xx, len(ids)) / np.maximum(count, 1) + 0.5) / STRIDE - 0.5
     for inst_id, cy, cx in zip(ids, cys, cxs):
@@ -113,14 +122,14 @@ def encode_targets(semantic: np.ndarray, instance: np.ndarray, sigma: float, lut
         x0, x1 = int(max(0, np.floor(cx - 3 * sigma))), int(min(w, np.ceil(cx + 3 * sigma) + 1))
         if y0 < y1 and x0 < x1:
             g = np.exp(-((gy[y0:y1, x0:x1] - cy) ** 2 + (gx[y0:y1, x0:x1] - cx) ** 2) / (2 * sigma**2))
-            np.maximum(centre[y0:y1, x0:x1], g, out=centre[y0:y1, x0:x1])
+            np.maximum(center[y0:y1, x0:x1], g, out=center[y0:y1, x0:x1])
     lo_thing = np.isin(inst_lo, ids) & (inst_lo > 0)
     if lo_thing.any():
         k = np.searchsorted(ids, inst_lo[lo_thing])
         offset[0][lo_thing] = cys[k] - gy[lo_thing]
         offset[1][lo_thing] = cxs[k] - gx[lo_thing]
         weight[lo_thing] = 1.0
-    return sem, centre, offset, weight
+    return sem, center, offset, weight
 
 
 def _augment(rng: np.random.Generator, image, semantic, instance, params: DataParams):
@@ -155,13 +164,13 @@ def _augment(rng: np.random.Generator, image, semantic, instance, params: DataPa
 def make_batch(seed: int, step: int, batch_size: int, params: DataParams) -> dict[str, torch.Tensor]:
     """The training batch of `step`: a pure function of ``(seed, step)``.
 
-    Returns tensors: image ``(B, 3, H, W)`` uint8, sem ``(B, H, W)`` int64, centre ``(B, 1, h, w)``,
+    Returns tensors: image ``(B, 3, H, W)`` uint8, sem ``(B, H, W)`` int64, center ``(B, 1, h, w)``,
     offset ``(B, 2, h, w)``, weight ``(B, 1, h, w)`` float32 (H, W = the crop).
     """
     rng = np.random.default_rng([seed, step])
     lut = class_lut()
     per_world = -(-batch_size // params.worlds_per_batch)
-    out: dict[str, list] = {"image": [], "sem": [], "centre": [], "offset": [], "weight": []}
+    out: dict[str, list] = {"image": [], "sem": [], "center": [], "offset": [], "weight": []}
     while len(out["image"]) < batch_size:
         world_seed = int(rng.integers(EVAL_SEED_RANGE, 2**31 - 1))
         scenario = params.scenarios[int(rng.integers(len(params.scenarios)))]
@@ -173,10 +182,10 @@ def make_batch(seed: int, step: int, batch_size: int, params: DataParams) -> dic
                 t = float(rng.uniform(0, params.max_time))
                 frame = _render(world, renderer, t, FRAME_SIZE)
             image, semantic, instance = _augment(rng, *frame, params)
-            sem, centre, offset, weight = encode_targets(semantic, instance, params.sigma, lut)
+            sem, center, offset, weight = encode_targets(semantic, instance, params.sigma, lut)
             out["image"].append(torch.from_numpy(image).permute(2, 0, 1))
             out["sem"].append(torch.from_numpy(sem))
-            out["centre"].append(torch.from_numpy(centre)[None])
+            out["center"].append(torch.from_numpy(center)[None])
             out["offset"].append(torch.from_numpy(offset))
             out["weight"].append(torch.from_numpy(weight)[None])
     return {k: torch.stack(v) for k, v in out.items()}

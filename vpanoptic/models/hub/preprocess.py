@@ -22,10 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ModelError
-from ..types import Frame
+from ...errors import ModelError
+from ...types import Frame
 
-__all__ = ["FastPath", "Normalization", "ResizeSpec", "FrameUploader", "prepare_batch", "autocast", "AUTOCAST_DTYPES"]
+__all__ = ["AUTOCAST_DTYPES", "FastPath", "FrameUploader", "Normalization", "ResizeSpec", "autocast", "prepare_batch"]
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

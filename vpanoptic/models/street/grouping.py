@@ -5,11 +5,11 @@ Pure torch functions, run on the outputs' device. Steps for one image:
 1. semantic: the ``(K, h, w)`` logits are upsampled (bilinear) to the output size (the
    frame, or a fraction of it that `resize_labels` then scales up) and arg-maxed → class
    index per pixel; no pixel is left void (void costs STQ / SQ a class).
-2. centres: keypoints of the centre heatmap (value > `center_threshold`, local maxima in a
+2. centers: keypoints of the center heatmap (value > `center_threshold`, local maxima in a
    `nms_kernel` window), at most `max_instances`, best first. The heatmap regresses a
    Gaussian of peak 1 (no sigmoid), as in Panoptic-DeepLab.
 3. grouping: every thing pixel of the output map moves by its offset (read from the
-   nearest network cell) and joins the nearest centre.
+   nearest network cell) and joins the nearest center.
 4. fusion: an instance takes the majority class of its pixels; instances smaller than
    `min_instance_area` pixels go back to the best stuff class of their pixels.
 
@@ -24,16 +24,16 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-__all__ = ["BilinearLogits", "GroupingParams", "find_centres", "group_panoptic", "labels_to_segments", "resize_labels"]
+__all__ = ["BilinearLogits", "GroupingParams", "find_centers", "group_panoptic", "labels_to_segments", "resize_labels"]
 
 
 @dataclass(frozen=True)
 class GroupingParams:
     """Thresholds of the grouping step (named, so they can be tuned and reported).
 
-    center_threshold: minimum centre heatmap value of an instance, in (0, 1).
-    nms_kernel: odd window (output-grid pixels) in which a centre must be the maximum.
-    max_instances: most instances kept per image (highest centre scores first).
+    center_threshold: minimum center heatmap value of an instance, in (0, 1).
+    nms_kernel: odd window (output-grid pixels) in which a center must be the maximum.
+    max_instances: most instances kept per image (highest center scores first).
     min_instance_area: instances with fewer pixels (frame pixels) are given back to stuff.
     """
 
@@ -53,8 +53,8 @@ class GroupingParams:
             raise ValueError(f"min_instance_area is {self.min_instance_area}; expected >= 0")
 
 
-def find_centres(center_logits: torch.Tensor, params: GroupingParams) -> tuple[torch.Tensor, torch.Tensor]:
-    """Instance centres of one heatmap.
+def find_centers(center_logits: torch.Tensor, params: GroupingParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """Instance centers of one heatmap.
 
     Args:
         center_logits: ``(1, h, w)`` float heatmap (regressed Gaussians, peak ~1).
@@ -142,8 +142,8 @@ def group_panoptic(
 
     Args:
         sem_logits: ``(K, h, w)`` semantic logits.
-        center_logits: ``(1, h, w)`` centre heatmap.
-        offsets: ``(2, h, w)`` (dy, dx) to the centre, in output-grid pixels.
+        center_logits: ``(1, h, w)`` center heatmap.
+        offsets: ``(2, h, w)`` (dy, dx) to the center, in output-grid pixels.
         out_size: ``(H, W)`` where the grouping is computed (the frame, or a fraction of it).
         thing_mask: ``(K,)`` bool, True for thing classes.
         frame_size: ``(H, W)`` of the frame, to express `min_instance_area` in frame pixels
@@ -165,22 +165,22 @@ def group_panoptic(
     sem = logits.argmax()  # [H, W]
     labels = sem * m1
     is_thing = thing_mask[sem]  # [H, W]
-    # 2. centres
-    centres, scores = find_centres(center_logits, params)
+    # 2. centers
+    centers, scores = find_centers(center_logits, params)
     all_scores = torch.zeros(m1, device=device)
     pix = is_thing.flatten().nonzero()[:, 0]  # [N] thing pixels
     if pix.numel() == 0:
         return labels, all_scores, m1
     cls = sem.flatten()[pix]
-    if centres.shape[0] == 0:
-        # No centre anywhere: each thing class present becomes one instance.
+    if centers.shape[0] == 0:
+        # No center anywhere: each thing class present becomes one instance.
         inst = torch.zeros_like(pix)
         for j, c in enumerate(torch.unique(cls).tolist()[: params.max_instances], start=1):
             inst[cls == c] = j
             all_scores[j] = params.center_threshold
-        centre_count = 0
+        center_count = 0
     else:
-        # 3. every thing pixel joins the centre nearest to where its offset points
+        # 3. every thing pixel joins the center nearest to where its offset points
         sy, sx = h / height, w / width
         py = torch.div(pix, width, rounding_mode="floor")
         px = pix % width
@@ -190,8 +190,8 @@ def group_panoptic(
         cx = (px.float() * sx).long().clamp_(0, w - 1)
         off = offsets.float()[:, cy, cx]  # [2, N]
         target = torch.stack([gy + off[0], gx + off[1]], 1)  # [N, 2]
-        inst = torch.cdist(target, centres).argmin(1) + 1  # [N] 1..M
-        centre_count = centres.shape[0]
+        inst = torch.cdist(target, centers).argmin(1) + 1  # [N] 1..M
+        center_count = centers.shape[0]
     # 4. fusion: majority class per instance, small instances back to stuff
     votes = torch.bincount(inst * k + cls, minlength=m1 * k).view(m1, k)
     inst_cls = votes.argmax(1)  # [M1]
@@ -205,13 +205,13 @@ def group_panoptic(
         stuff_logits[:, thing_mask] = float("-inf")
         pix_label[drop] = stuff_logits.argmax(1) * m1
     labels.view(-1)[pix] = pix_label
-    if centre_count:
-        all_scores[1 : centre_count + 1] = scores.clamp(0, 1)
+    if center_count:
+        all_scores[1 : center_count + 1] = scores.clamp(0, 1)
     return labels, all_scores, m1
 
 
 def resize_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Nearest-neighbour resize of an integer ``(h, w)`` map to ``size = (H, W)`` (pixel centres)."""
+    """Nearest-neighbour resize of an integer ``(h, w)`` map to ``size = (H, W)`` (pixel centers)."""
     h, w = labels.shape
     height, width = size
     if (h, w) == (height, width):

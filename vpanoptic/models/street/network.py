@@ -6,12 +6,12 @@
       └─ decoder: FPN-like top-down path to stride 4 (one shared feature map)
       └─ heads at stride 4:
            semantic logits   (B, K, H/4, W/4)     K = len(classes)
-           centre heatmap    (B, 1, H/4, W/4)     regressed Gaussian (peak 1) at each thing's centre
-           centre offsets    (B, 2, H/4, W/4)     (dy, dx) from each pixel to its thing's centre,
+           center heatmap    (B, 1, H/4, W/4)     regressed Gaussian (peak 1) at each thing's center
+           center offsets    (B, 2, H/4, W/4)     (dy, dx) from each pixel to its thing's center,
                                                   in output-grid pixels
 
 Grouping and fusion of these outputs into a panoptic id map live in
-`vpanoptic.models.grouping` (pure torch functions, on the model's device).
+`vpanoptic.models.street.grouping` (pure torch functions, on the model's device).
 
 Why this shape: on a CPU, plain dense 3x3 convolutions with few channels run at a far
 higher fraction of peak than depthwise-separable ones (which are memory bound), and the
@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["StreetNetConfig", "StreetNet", "fold_batchnorm"]
+__all__ = ["StreetNet", "StreetNetConfig", "fold_batchnorm"]
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def _stage(cin: int, cout: int, blocks: int, dilations: tuple[int, ...] = (1,)) 
 
 
 class StreetNet(nn.Module):
-    """The network; `forward` returns ``(semantic, centre, offset)`` logits at stride 4.
+    """The network; `forward` returns ``(semantic, center, offset)`` logits at stride 4.
 
     Input ``(B, 3, H, W)`` float32 (normalised RGB), any H, W (inputs are padded to a
     multiple of 32 inside and the outputs cropped back to ``ceil(H/4), ceil(W/4)``).
@@ -116,12 +116,12 @@ class StreetNet(nn.Module):
         self._init_heads()
 
     def _init_heads(self) -> None:
-        # Most cells are no centre and have no offset: start the regressions at zero.
+        # Most cells are no center and have no offset: start the regressions at zero.
         nn.init.normal_(self.inst_head[-1].weight, std=1e-3)
         nn.init.constant_(self.inst_head[-1].bias, 0.0)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(B, 3, H, W)`` → semantic ``(B, K, h, w)``, centre ``(B, 1, h, w)``, offset ``(B, 2, h, w)``.
+        """``(B, 3, H, W)`` → semantic ``(B, K, h, w)``, center ``(B, 1, h, w)``, offset ``(B, 2, h, w)``.
 
         ``h, w = ceil(H / 4), ceil(W / 4)``; offsets are (dy, dx) in output-grid pixels.
         """

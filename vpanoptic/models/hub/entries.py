@@ -1,22 +1,23 @@
-"""Registry entries of the published pretrained models (metadata in `zoo.SPECS`).
+"""Registry entries of the published pretrained models (`ENTRIES`; metadata in `zoo.SPECS`).
 
 Every entry takes the same fast-path options (``--set model.options.NAME=VALUE``):
 ``weights`` (a local file or folder instead of the cache; also ``vpanoptic run --weights``),
-``autocast`` (none | bf16 | fp16), ``channels_last``, ``compile``, plus its family's
-thresholds and test-time size.
+``autocast`` (none | bf16 | fp16), ``channels_last``, ``compile``, plus the thresholds of
+its post-processing rule (`vpanoptic.fusion.RULES`, defaults as its authors set them) and
+the test-time size.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..errors import ModelError
-from .network import ModelSpec
+from ...errors import ModelError
+from ..entry import ModelEntry
 from .preprocess import FastPath
-from .registry import register_model
+from .spec import ModelSpec
 from .zoo import SPECS
 
-__all__ = ["fast_path"]
+__all__ = ["ENTRIES", "fast_path"]
 
 
 def fast_path(autocast: str | None, channels_last: bool, compile: bool) -> FastPath:
@@ -26,34 +27,51 @@ def fast_path(autocast: str | None, channels_last: bool, compile: bool) -> FastP
 
 
 def _register_query_model(spec: ModelSpec) -> None:
-    def build(
-        *,
-        device: torch.device,
-        weights: str | None = None,
-        autocast: str | None = None,
-        channels_last: bool = False,
-        compile: bool = False,
-        score_threshold: float | None = None,
-        mask_threshold: float | None = None,
-        overlap_threshold: float | None = None,
-        short_side: int | None = None,
-        max_side: int | None = None,
-    ):
+    def load(device, weights, autocast, channels_last, compile, **kwargs):
         from .hf import QueryPanopticModel, load_hf_network
 
         fast = fast_path(autocast, channels_last, compile)  # option errors before any loading
         net = load_hf_network(spec, weights)
-        return QueryPanopticModel(
-            spec,
-            net,
-            device=device,
-            fast=fast,
-            score_threshold=score_threshold,
-            mask_threshold=mask_threshold,
-            overlap_threshold=overlap_threshold,
-            short_side=short_side,
-            max_side=max_side,
-        )
+        return QueryPanopticModel(spec, net, device=device, fast=fast, **kwargs)
+
+    if spec.postprocess == "detr":
+
+        def build(
+            *,
+            device: torch.device,
+            weights: str | None = None,
+            autocast: str | None = None,
+            channels_last: bool = False,
+            compile: bool = False,
+            score_threshold: float | None = None,
+            small_area_threshold: int | None = None,
+            short_side: int | None = None,
+            max_side: int | None = None,
+        ):
+            return load(
+                device, weights, autocast, channels_last, compile, score_threshold=score_threshold,
+                small_area_threshold=small_area_threshold, short_side=short_side, max_side=max_side,
+            )
+
+    else:
+
+        def build(  # type: ignore[misc]
+            *,
+            device: torch.device,
+            weights: str | None = None,
+            autocast: str | None = None,
+            channels_last: bool = False,
+            compile: bool = False,
+            score_threshold: float | None = None,
+            mask_threshold: float | None = None,
+            overlap_threshold: float | None = None,
+            short_side: int | None = None,
+            max_side: int | None = None,
+        ):
+            return load(
+                device, weights, autocast, channels_last, compile, score_threshold=score_threshold,
+                mask_threshold=mask_threshold, overlap_threshold=overlap_threshold, short_side=short_side, max_side=max_side,
+            )
 
     _register(spec, build)
 
@@ -102,17 +120,19 @@ def _register_maskrcnn_model(spec: ModelSpec) -> None:
 def _register(spec: ModelSpec, build) -> None:
     build.__name__ = f"build_{spec.name.replace('-', '_')}"
     build.__doc__ = spec.description
-    register_model(
-        spec.name,
+    ENTRIES[spec.name] = ModelEntry(
+        name=spec.name,
         description=spec.description,
         dataset=spec.meta.name,
+        factory=build,
         pq=spec.pq,
         license=spec.license,
         weights_cached=spec.weights_cached if spec.weights is not None else None,
         spec=spec,
-    )(build)
+    )
 
 
+ENTRIES: dict[str, ModelEntry] = {}
 for _spec in SPECS.values():
     if _spec.family in ("detr", "mask2former"):
         _register_query_model(_spec)

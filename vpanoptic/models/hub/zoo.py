@@ -10,16 +10,21 @@ Cityscapes val), single scale:
   Cityscapes: Swin-T 63.9, Swin-L 66.6); weights facebook/mask2former-swin-*-panoptic.
 - Mask R-CNN v2: torchvision ``MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1`` (box AP 47.4,
   mask AP 41.8, BSD-3-Clause); a things-only model has no PQ.
+
+Each entry names its post-processing rule (``postprocess``, see `vpanoptic.fusion.RULES`):
+DETR entries DETR's ``PostProcessPanoptic``, Mask2Former entries Mask2Former's
+``panoptic_inference``, the Mask R-CNN entries detectron2's Panoptic FPN combination.
+Thresholds are the rule's defaults, as its authors set them.
 """
 
 from __future__ import annotations
 
-from ..datasets import CITYSCAPES, COCO_PANOPTIC
-from .network import ModelSpec
+from ...datasets import CITYSCAPES, COCO_PANOPTIC
 from .preprocess import IMAGENET, UNIT, ResizeSpec
+from .spec import ModelSpec
 from .weight_cache import WeightSource
 
-__all__ = ["SPECS", "COCO_CONTIGUOUS", "COCO_BY_ID", "COCO_THING_LABELS", "COCO_STUFF_LABELS", "CITYSCAPES_LABELS"]
+__all__ = ["CITYSCAPES_LABELS", "COCO_BY_ID", "COCO_CONTIGUOUS", "COCO_STUFF_LABELS", "COCO_THING_LABELS", "SPECS"]
 
 _COCO_IDS = [c.id for c in COCO_PANOPTIC.categories]  # sorted, things first
 # Mask2Former (detectron2): class index i = i-th COCO panoptic category in id order.
@@ -35,8 +40,11 @@ CITYSCAPES_LABELS = tuple(c.id for c in CITYSCAPES.categories)  # train ids 0..1
 _HF_FILES = ("config.json", "model.safetensors")
 _HF_ALTERNATES = ("pytorch_model.bin",)
 _M2F_LICENSE = "see the model card (Mask2Former code: MIT)"
-_DETR_THRESHOLDS = {"score_threshold": 0.85, "mask_threshold": 0.5, "overlap_threshold": 0.8}
-_M2F_THRESHOLDS = {"score_threshold": 0.8, "mask_threshold": 0.5, "overlap_threshold": 0.8}
+_RULE_LINE = {
+    "detr": "post-processing: DETR PostProcessPanoptic",
+    "mask2former": "post-processing: Mask2Former panoptic_inference",
+    "panoptic-fpn": "post-processing: detectron2 Panoptic FPN combination",
+}
 _COCO_RESIZE = ResizeSpec(short_side=800, max_side=1333, size_divisor=32)
 _CITYSCAPES_RESIZE = ResizeSpec(short_side=1024, max_side=2048, size_divisor=32)
 
@@ -59,9 +67,10 @@ def _detr(name: str, depth: int, repo: str, pq: float) -> ModelSpec:
         license="Apache-2.0",
         pq=pq,
         pq_source="DETR paper (Carion et al. 2020), Table 5, COCO panoptic val",
-        description=f"DETR ResNet-{depth} panoptic, COCO (133 classes); Hugging Face {repo}",
-        arch={"resnet_depth": depth, "num_queries": 100},
-        thresholds=_DETR_THRESHOLDS,
+        description=f"DETR ResNet-{depth} panoptic, COCO (133 classes); Hugging Face {repo}; {_RULE_LINE['detr']}",
+        # the authors' is_thing_map (models/detr.py build): class index <= 90 is a thing
+        arch={"resnet_depth": depth, "num_queries": 100, "last_thing_index": 90},
+        postprocess="detr",
     )
 
 
@@ -82,9 +91,9 @@ def _m2f(name: str, dataset: str, backbone: str, pq: float, queries: int) -> Mod
         + ("COCO panoptic val" if coco else "Cityscapes val"),
         description=f"Mask2Former {backbone.replace('-', ' ').title()}, "
         + ("COCO panoptic (133 classes), for webcams" if coco else "Cityscapes panoptic (19 train ids), for dashcams")
-        + f"; Hugging Face {repo}",
+        + f"; Hugging Face {repo}; {_RULE_LINE['mask2former']}",
         arch={"backbone": backbone, "num_queries": queries},
-        thresholds=_M2F_THRESHOLDS,
+        postprocess="mask2former",
     )
 
 
@@ -110,9 +119,10 @@ SPECS: dict[str, ModelSpec] = {
             license="BSD-3-Clause",
             pq=None,
             pq_source="things only (box AP 47.4, mask AP 41.8 on COCO val2017, torchvision)",
-            description="torchvision Mask R-CNN ResNet-50 FPN v2, COCO things only (stuff left void)",
+            description="torchvision Mask R-CNN ResNet-50 FPN v2, COCO things only (stuff left void); "
+            + _RULE_LINE["panoptic-fpn"],
             arch={},
-            thresholds={"score_threshold": 0.5, "mask_threshold": 0.5, "overlap_threshold": 0.5},
+            postprocess="panoptic-fpn",
         ),
         ModelSpec(
             name="maskrcnn-v2-semfpn-coco",
@@ -125,14 +135,10 @@ SPECS: dict[str, ModelSpec] = {
             license="your checkpoint's (Mask R-CNN part: BSD-3-Clause)",
             pq=None,
             pq_source="no published weights",
-            description="Mask R-CNN v2 + Panoptic FPN semantic head, fused by vpanoptic.fusion; needs --weights (your checkpoint)",
+            description="Mask R-CNN v2 + Panoptic FPN semantic head; needs --weights (your checkpoint); "
+            + _RULE_LINE["panoptic-fpn"],
             arch={"stuff_labels": COCO_STUFF_LABELS, "head_channels": 128},
-            thresholds={
-                "score_threshold": 0.5,
-                "mask_threshold": 0.5,
-                "overlap_threshold": 0.5,
-                "stuff_area_threshold": 4096,
-            },
+            postprocess="panoptic-fpn",
         ),
     )
 }

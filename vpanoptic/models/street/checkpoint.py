@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ModelError
+from ...errors import ModelError
 
-__all__ = ["FORMAT", "DEFAULT_WEIGHTS", "sha256_of", "save_checkpoint", "load_checkpoint", "default_weights_path"]
+__all__ = ["DEFAULT_WEIGHTS", "FORMAT", "default_weights_path", "load_checkpoint", "save_checkpoint", "sha256_of"]
 
 FORMAT = "vpanoptic-streetnet/1"
 DEFAULT_WEIGHTS = "streetnet.pt"   # in vpanoptic/models/weights/

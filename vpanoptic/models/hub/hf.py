@@ -1,8 +1,10 @@
 """DETR and Mask2Former panoptic models through Hugging Face `transformers` (extra ``hf``).
 
 Both are mask-classification models: Q queries, each with class logits ``(C+1,)`` (the last
-is "no object") and a mask at stride 4. Post-processing (query selection, upsampling, the
-pixel assignment of `vpanoptic.fusion.combine_query_masks`) runs on the device.
+is "no object") and a mask at stride 4. Post-processing runs on the device, by the entry's
+rule (`ModelSpec.postprocess`): DETR's ``PostProcessPanoptic``
+(`vpanoptic.fusion.detr_panoptic`) or Mask2Former's ``panoptic_inference``
+(`vpanoptic.fusion.combine_query_masks`), each fed as its authors' code feeds it.
 
 Weights load with ``from_pretrained`` from a local folder (the hub's layout: ``config.json``
 plus ``model.safetensors``), never by unpickling; the folder comes from ``--weights`` or
@@ -17,14 +19,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import ModelError
-from ..fusion import PanopticSegments, combine_query_masks
-from .network import ModelSpec, NetworkModel, check_thresholds, label_lut
+from ...errors import ModelError
+from ...fusion import (
+    PanopticSegments,
+    combine_query_masks,
+    detr_panoptic,
+    map_categories,
+)
+from .model import NetworkModel, label_lut, resolve_thresholds
 from .preprocess import FastPath, prepare_batch
+from .spec import ModelSpec
 from .weight_cache import fetch_hf_snapshot
 from .zoo import SWIN
 
-__all__ = ["QueryPanopticModel", "require_transformers", "random_config", "load_hf_network"]
+__all__ = ["QueryPanopticModel", "load_hf_network", "random_config", "require_transformers"]
 
 INSTALL_HF = "pip install 'vpanoptic[hf]'"
 
@@ -114,14 +122,19 @@ def load_hf_network(spec: ModelSpec, weights: str | None) -> torch.nn.Module:
 
 
 class QueryPanopticModel(NetworkModel):
-    """A DETR or Mask2Former network with device-side post-processing.
+    """A DETR or Mask2Former network with device-side post-processing by the entry's rule.
 
     Args:
         spec: the entry's `ModelSpec` (family "detr" or "mask2former").
         net: the `transformers` network, with ``config.num_labels == len(spec.labels)``.
         score_threshold: queries whose best class probability is at most this are dropped.
-        mask_threshold, overlap_threshold: see `vpanoptic.fusion.combine_query_masks`.
+        mask_threshold, overlap_threshold: Mask2Former's rule (`vpanoptic.fusion.combine_query_masks`).
+        small_area_threshold: DETR's rule (`vpanoptic.fusion.detr_panoptic`).
         short_side, max_side: test-time resize (0 keeps the frame size); defaults as published.
+
+    A threshold that the entry's rule does not have is a `ModelError`. A query whose class
+    index has no dataset category takes part in the rule and its segment is then voided
+    (`vpanoptic.fusion.map_categories`).
     """
 
     def __init__(
@@ -134,13 +147,18 @@ class QueryPanopticModel(NetworkModel):
         score_threshold: float | None = None,
         mask_threshold: float | None = None,
         overlap_threshold: float | None = None,
+        small_area_threshold: int | None = None,
         short_side: int | None = None,
         max_side: int | None = None,
     ):
         super().__init__(spec, device=device, fast=fast)
-        given = {"score_threshold": score_threshold, "mask_threshold": mask_threshold, "overlap_threshold": overlap_threshold}
-        self.thresholds = {k: float(v if v is not None else spec.thresholds[k]) for k, v in given.items()}
-        check_thresholds(spec.name, self.thresholds)
+        given = {
+            "score_threshold": score_threshold,
+            "mask_threshold": mask_threshold,
+            "overlap_threshold": overlap_threshold,
+            "small_area_threshold": small_area_threshold,
+        }
+        self.thresholds = resolve_thresholds(spec, given)
         r = spec.resize
         self.resize = type(r)(
             short_side=r.short_side if short_side is None else int(short_side),
@@ -150,6 +168,9 @@ class QueryPanopticModel(NetworkModel):
         if net.config.num_labels != len(spec.labels):
             raise ModelError(f"network predicts {net.config.num_labels} classes; model {spec.name!r} expects {len(spec.labels)}")
         self._labels, self._is_thing = label_lut(spec, self.device)
+        if spec.postprocess == "detr":  # the authors' is_thing_map, unknown class indices included
+            last = spec.arch["last_thing_index"]
+            self._is_thing = torch.arange(len(spec.labels), device=self.device) <= last
         self._setup_net(net)
 
     def _infer(self, images: torch.Tensor) -> list[PanopticSegments]:
@@ -170,21 +191,35 @@ class QueryPanopticModel(NetworkModel):
         probs = class_logits.float().softmax(-1)
         scores, labels = probs.max(-1)  # [Q]
         num_classes = probs.shape[-1] - 1
-        cats = self._labels[labels.clamp(max=num_classes - 1)]
-        keep = (labels < num_classes) & (cats >= 0) & (scores > self.thresholds["score_threshold"])
+        keep = (labels != num_classes) & (scores > self.thresholds["score_threshold"])
         idx = keep.nonzero().squeeze(1)  # [K]
         masks = mask_logits[idx].float()  # [K, h4, w4]
+        classes = labels[idx]
+        if self.spec.postprocess == "detr":
+            # models/segmentation.py: logits resized to the processed size, the id map to the target size
+            seg = detr_panoptic(
+                masks,
+                scores[idx],
+                classes,
+                self._is_thing[classes],
+                processed_size=tuple(resized),
+                target_size=tuple(frame_size),
+                small_area_threshold=int(self.thresholds["small_area_threshold"]),
+            )
+            return map_categories(seg, self._labels)
+        # Mask2Former: to the padded size, crop the padding, to the frame size, then sigmoid
         h, w = resized
         if idx.numel():
             masks = F.interpolate(masks[None], size=tuple(padded), mode="bilinear", align_corners=False)[0][:, :h, :w]
             masks = F.interpolate(masks[None], size=tuple(frame_size), mode="bilinear", align_corners=False)[0]
         else:
             masks = masks.new_zeros((0, *frame_size))
-        return combine_query_masks(
+        seg = combine_query_masks(
             masks.sigmoid(),
             scores[idx],
-            cats[idx],
-            self._is_thing[labels[idx]],
+            classes,
+            self._is_thing[classes],
             mask_threshold=self.thresholds["mask_threshold"],
             overlap_threshold=self.thresholds["overlap_threshold"],
         )
+        return map_categories(seg, self._labels)

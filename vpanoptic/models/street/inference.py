@@ -1,6 +1,6 @@
 """The `vpanoptic-street` model: StreetNet with its bundled weights, the offline default.
 
-    frame (H, W, 3) uint8 ──resize (area) to input_size──▶ StreetNet ──▶ semantic / centre / offset
+    frame (H, W, 3) uint8 ──resize (area) to input_size──▶ StreetNet ──▶ semantic / center / offset
         at stride 4 ──▶ grouping + fusion at frame size (torch, on the device) ──▶ PanopticFrame
 
 Options (``--set model.options.KEY=VALUE``):
@@ -26,16 +26,16 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..datasets import KITTI_STEP
-from ..errors import ModelError
-from ..types import Frame, PanopticFrame
-from .base import PanopticModel
+from ...datasets import KITTI_STEP
+from ...errors import ModelError
+from ...types import Frame, PanopticFrame
+from ..base import PanopticModel
+from ..entry import ModelEntry
 from .checkpoint import default_weights_path, load_checkpoint
 from .grouping import GroupingParams, group_panoptic, labels_to_segments, resize_labels
-from .registry import register_model
-from .streetnet import StreetNet, StreetNetConfig, fold_batchnorm
+from .network import StreetNet, StreetNetConfig, fold_batchnorm
 
-__all__ = ["StreetModel", "Predictor", "parse_size", "BACKENDS"]
+__all__ = ["BACKENDS", "Predictor", "StreetModel", "parse_size"]
 
 # How the network runs: eager PyTorch, ONNX Runtime (CPU; the `onnx` extra), torch.compile.
 BACKENDS = ("torch", "onnx", "compile")
@@ -123,10 +123,10 @@ class Predictor:
         work = (max(1, round(height * self.output_scale)), max(1, round(width * self.output_scale)))
         x = self.preprocess(images)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-            sem, centre, offset = self._forward(x)
+            sem, center, offset = self._forward(x)
         out = []
         for i in range(len(images)):
-            labels, scores, m1 = group_panoptic(sem[i].float(), centre[i].float(), offset[i].float(), work,
+            labels, scores, m1 = group_panoptic(sem[i].float(), center[i].float(), offset[i].float(), work,
                                                 self.thing_mask, self.params, frame_size=(height, width))
             out.append((labels, scores, m1))
         return out
@@ -158,7 +158,7 @@ def _onnx_forward(net: StreetNet, input_size: tuple[int, int]):
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(net.float().cpu(), (torch.zeros(1, 3, h, w),), buf, input_names=["image"],
-                              output_names=["semantic", "centre", "offset"], opset_version=17,
+                              output_names=["semantic", "center", "offset"], opset_version=17,
                               dynamic_axes={"image": {0: "batch"}}, dynamo=False)
         except ImportError:
             raise ModelError("backend=onnx needs the onnx package: pip install 'vpanoptic[onnx]'") from None
@@ -174,13 +174,6 @@ def _onnx_forward(net: StreetNet, input_size: tuple[int, int]):
     return forward
 
 
-@register_model(
-    "vpanoptic-street",
-    dataset="kitti-step",
-    description="StreetNet, a compact bottom-up panoptic network trained on the synthetic street world "
-                "(bundled weights, CPU real time); the default",
-    weights_cached=lambda: default_weights_path().is_file(),
-)
 class StreetModel(PanopticModel):
     def __init__(
         self,
@@ -240,3 +233,13 @@ class StreetModel(PanopticModel):
                 scores=seg_scores,
             ))
         return out
+
+
+ENTRY = ModelEntry(
+    name="vpanoptic-street",
+    dataset="kitti-step",
+    description="StreetNet, a compact bottom-up panoptic network trained on the synthetic street world "
+                "(bundled weights, CPU real time); the default",
+    factory=StreetModel,
+    weights_cached=lambda: default_weights_path().is_file(),
+)

@@ -1,11 +1,11 @@
 """The StreetNet training loop (command line: `vpanoptic.train`).
 
-Data is rendered on the fly (`vpanoptic.models.street_data`): every batch is a pure function
+Data is rendered on the fly (`vpanoptic.models.street.data`): every batch is a pure function
 of (seed, step), so a run is reproducible from its seed and can be resumed exactly from its
 periodic state file (``OUT.state.pt``, written every ``--save-every`` steps; ``--resume``).
 The log (stdout) has the losses every ``--log-every`` steps and the validation PQ / mIoU on
 held-out worlds every ``--val-every`` steps. At the end the checkpoint (weights + metadata:
-classes, normalisation, input size, seed, validation scores; see `models.checkpoint`) and its
+classes, normalisation, input size, seed, validation scores; see `models.street.checkpoint`) and its
 ``.sha256`` are written to ``--out``.
 
 Validation worlds use seeds below `EVAL_SEED_RANGE` (training never draws them).
@@ -18,13 +18,14 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.nn import functional as F
 
-from .street_data import CLASS_IDS, IGNORE, THING_IDS, DataParams, make_batch, render_sample
+from .data import CLASS_IDS, IGNORE, THING_IDS, DataParams, make_batch, render_sample
 
-__all__ = ["TrainConfig", "train", "compute_losses", "validate", "validation_frames", "VAL_SEEDS"]
+__all__ = ["VAL_SEEDS", "TrainConfig", "checkpoint_meta", "compute_losses", "train", "validation_frames"]
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -40,13 +41,13 @@ class TrainConfig:
     """Hyper-parameters of a training run (all stored in the checkpoint's metadata).
 
     input_size: (w, h) the shipped model runs at on 640x360 video (its training scale range
-        `data.scale` is centred on it).
-    loss weights: semantic (cross-entropy on the hardest `hard_pixels` fraction), centre
+        `data.scale` is centered on it).
+    loss weights: semantic (cross-entropy on the hardest `hard_pixels` fraction), center
         (MSE on the heatmap, Panoptic-DeepLab's 200), offset (L1 in output pixels).
     init: a checkpoint to start from (fine-tuning, e.g. at another scale); its network
         config replaces `net`. None = random initialisation.
     grouping: `GroupingParams` fields stored in the checkpoint as the model's inference
-        defaults (e.g. a smaller ``nms_kernel`` for a sharper centre heatmap).
+        defaults (e.g. a smaller ``nms_kernel`` for a sharper center heatmap).
     """
 
     seed: int = 0
@@ -66,11 +67,11 @@ class TrainConfig:
 
 
 def compute_losses(outputs, batch, hard_pixels: float = 0.3) -> dict[str, torch.Tensor]:
-    """Losses of one batch; ``outputs`` = StreetNet's (sem, centre, offset) at stride 4.
+    """Losses of one batch; ``outputs`` = StreetNet's (sem, center, offset) at stride 4.
 
     The semantic loss averages the hardest `hard_pixels` fraction of labelled pixels.
     """
-    sem, centre, offset = outputs
+    sem, center, offset = outputs
     target = batch["sem"]
     logits = F.interpolate(sem, size=target.shape[-2:], mode="bilinear", align_corners=False)
     pix = F.cross_entropy(logits, target, ignore_index=IGNORE, reduction="none").flatten()
@@ -78,7 +79,7 @@ def compute_losses(outputs, batch, hard_pixels: float = 0.3) -> dict[str, torch.
     pix = pix[valid]
     k = max(1, int(pix.numel() * hard_pixels))
     loss_sem = torch.topk(pix, k, sorted=False).values.mean() if pix.numel() else pix.sum()
-    loss_center = F.mse_loss(centre, batch["centre"])
+    loss_center = F.mse_loss(center, batch["center"])
     w = batch["weight"]
     loss_offset = (torch.abs(offset - batch["offset"]) * w).sum() / (2 * w.sum()).clamp(min=1)
     return {"sem": loss_sem, "center": loss_center, "offset": loss_offset}
@@ -106,7 +107,8 @@ def _lr(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (1 - (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)) ** 0.9
 
 
-def _meta(cfg: TrainConfig) -> dict:
+def checkpoint_meta(cfg: TrainConfig) -> dict:
+    """The checkpoint metadata a run of `cfg` writes (classes, normalisation, input size, grouping)."""
     return {
         "classes": list(CLASS_IDS), "class_names": list(CLASS_NAMES), "thing_ids": list(THING_IDS),
         "dataset": "kitti-step", "mean": list(MEAN), "std": list(STD), "input_size": list(cfg.input_size),
@@ -119,38 +121,18 @@ def validation_frames(size=(640, 360)):
     return [render_sample(s, sc, t, size) for s, sc in zip(VAL_SEEDS, VAL_SCENARIOS) for t in VAL_TIMES]
 
 
-def validate(net, cfg: TrainConfig, frames) -> dict:
-    """PQ and mIoU of `net` on held-out frames (deeplab2 rules, KITTI-STEP classes)."""
-    from ..datasets import KITTI_STEP
-    from ..eval import PanopticQuality, STQuality
-    from .street import Predictor
-
-    was_training = net.training
-    from .grouping import GroupingParams
-
-    pred = Predictor(net, _meta(cfg), torch.device("cpu"), input_size=cfg.input_size,
-                     params=GroupingParams(**cfg.grouping))
-    pq = PanopticQuality(num_classes=KITTI_STEP.num_classes, things_list=KITTI_STEP.thing_ids)
-    seg = STQuality(num_classes=KITTI_STEP.num_classes, things_list=KITTI_STEP.thing_ids)
-    for i, (image, semantic, instance) in enumerate(frames):
-        (psem, pinst), = pred.semantic_instance([image])
-        pq.update((semantic, instance), (psem, pinst))
-        seg.update((semantic, instance), (psem, pinst), sequence_id=i)
-    net.train(was_training)
-    r = pq.result()
-    return {"PQ": round(r["PQ"], 4), "SQ": round(r["SQ"], 4), "RQ": round(r["RQ"], 4),
-            "mIoU": round(seg.result()["IoU"], 4)}
-
-
 def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, workers: int = 1, log_every: int = 20,
           val_every: int = 500, save_every: int = 200, validate_at_end: bool = True, log=print,
-          on_step=None) -> dict:
+          on_step=None, validator: Callable[[torch.nn.Module], dict] | None = None) -> dict:
     """Run training; writes ``out`` (checkpoint) and ``out.state.pt``; returns the final metadata.
 
     `on_step(step, losses)`, if given, receives every step's losses as floats (tests, monitoring).
+    `validator(net)`, if given, returns the validation scores logged every `val_every` steps
+    and at the end (`validate_at_end`); ``vpanoptic.train`` passes the PQ / mIoU on
+    `validation_frames`. The model package itself never imports the metrics.
     """
     from .checkpoint import save_checkpoint
-    from .streetnet import StreetNet, StreetNetConfig
+    from .network import StreetNet, StreetNetConfig
 
     out = Path(out)
     state_path = out.with_name(out.name + ".state.pt")
@@ -177,7 +159,6 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, workers: i
         start, elapsed = int(state["step"]), float(state["elapsed"])
         history = json.loads(state["history"])
         log(f"resumed from {state_path} at step {start}")
-    val_frames = validation_frames() if val_every or validate_at_end else []
     loader = torch.utils.data.DataLoader(_Batches(cfg.seed, start, cfg.steps, cfg.batch_size, cfg.data),
                                          batch_size=None, num_workers=workers, prefetch_factor=2 if workers else None)
     net.train()
@@ -209,16 +190,16 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, workers: i
             history.append({"step": done, **avg})
             log(f"step {done}/{cfg.steps} lr {_lr(cfg, step):.2e} loss {avg['total']:.4f} "
                 f"(sem {avg['sem']:.4f} center {avg['center']:.5f} offset {avg['offset']:.3f}) {elapsed / 60:.1f} min")
-        if val_every and done % val_every == 0 and done < cfg.steps:
-            log(f"step {done} validation {json.dumps(validate(net, cfg, val_frames))}")
+        if validator is not None and val_every and done % val_every == 0 and done < cfg.steps:
+            log(f"step {done} validation {json.dumps(validator(net))}")
         if save_every and done % save_every == 0:
             torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "step": done,
                         "elapsed": elapsed, "history": json.dumps(history)}, state_path)
     elapsed += time.perf_counter() - t_last
-    scores = validate(net, cfg, val_frames) if validate_at_end else {}
+    scores = validator(net) if validator is not None and validate_at_end else {}
     if scores:
         log(f"final validation {json.dumps(scores)}")
-    meta = _meta(cfg)
+    meta = checkpoint_meta(cfg)
     meta["train"] = {"seed": cfg.seed, "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr,
                      "data": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg.data).items()},
                      "minutes": round(elapsed / 60, 1), "torch_threads": torch.get_num_threads(),

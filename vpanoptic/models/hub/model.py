@@ -1,4 +1,4 @@
-"""What every pretrained network entry shares: its metadata (`ModelSpec`) and the model loop.
+"""What every pretrained network model shares: the model loop and the threshold options.
 
 `NetworkModel.predict` groups a batch by frame size, uploads each group through the reused
 host buffer, runs the family's `_infer` under ``torch.inference_mode`` and autocast, and
@@ -8,61 +8,19 @@ segment table (a few numbers per segment) is the only other device → host copy
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from ..errors import ModelError
-from ..fusion import PanopticSegments
-from ..types import DatasetMeta, Frame, PanopticFrame
-from .base import PanopticModel
-from .preprocess import FastPath, FrameUploader, Normalization, ResizeSpec, autocast, group_by_size
-from .weight_cache import WeightSource, is_cached
+from ...errors import ModelError
+from ...fusion import PanopticSegments, get_rule
+from ...types import DatasetMeta, Frame, PanopticFrame
+from ..base import PanopticModel
+from .preprocess import FastPath, FrameUploader, autocast, group_by_size
+from .spec import ModelSpec
 
-__all__ = ["ModelSpec", "NetworkModel", "label_lut"]
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Everything known about one published model, before any weights are loaded.
-
-    name: registry name.
-    family: "detr", "mask2former", "maskrcnn" or "maskrcnn-semantic".
-    meta: dataset whose category ids the model outputs.
-    labels: network class index → dataset category id (-1: an index the dataset has no category for).
-    norm, resize: input normalisation and test-time size, as published.
-    weights: where the published weights live (None: no published weights).
-    license: licence of the weights.
-    pq: panoptic quality (%) on the dataset's validation set as published, None if not published.
-    pq_source: where that number is published.
-    arch: architecture parameters of the family's builder (backbone, widths, queries, ...).
-    thresholds: default post-processing thresholds (model options of the same names).
-    description: one line for `vpanoptic models`.
-    """
-
-    name: str
-    family: str
-    meta: DatasetMeta
-    labels: tuple[int, ...]
-    norm: Normalization
-    resize: ResizeSpec
-    weights: WeightSource | None
-    license: str
-    pq: float | None
-    pq_source: str
-    description: str
-    arch: Mapping[str, Any] = field(default_factory=dict)
-    thresholds: Mapping[str, float] = field(default_factory=dict)
-
-    def __post_init__(self):
-        bad = [c for c in self.labels if c >= 0 and c not in {k.id for k in self.meta.categories}]
-        if bad:
-            raise ValueError(f"model spec {self.name!r}: label ids {bad[:5]} are not in dataset {self.meta.name!r}")
-
-    def weights_cached(self) -> bool:
-        return is_cached(self.weights)
+__all__ = ["NetworkModel", "check_thresholds", "label_lut", "resolve_thresholds", "to_panoptic_frame"]
 
 
 def label_lut(spec: ModelSpec, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,6 +28,26 @@ def label_lut(spec: ModelSpec, device: torch.device) -> tuple[torch.Tensor, torc
     labels = torch.tensor(spec.labels, dtype=torch.int64)
     things = torch.tensor([c >= 0 and spec.meta.category(c).isthing for c in spec.labels], dtype=torch.bool)
     return labels.to(device), things.to(device)
+
+
+def resolve_thresholds(spec: ModelSpec, given: Mapping[str, float | None]) -> dict[str, float]:
+    """The rule's thresholds: each given value, else the entry's default, else the rule's.
+
+    A threshold the entry's rule does not have is a `ModelError` when it is given.
+    """
+    rule = get_rule(spec.postprocess)
+    unknown = sorted(k for k, v in given.items() if v is not None and k not in rule.thresholds)
+    if unknown:
+        raise ModelError(
+            f"model {spec.name!r} (post-processing rule {rule.name!r}) has no option {unknown[0]}; "
+            f"its thresholds: {', '.join(rule.thresholds)}"
+        )
+    values = {}
+    for key, default in rule.thresholds.items():
+        value = given.get(key)
+        values[key] = float(value if value is not None else spec.thresholds.get(key, default))
+    check_thresholds(spec.name, values)
+    return values
 
 
 def check_thresholds(name: str, values: Mapping[str, float]) -> None:
