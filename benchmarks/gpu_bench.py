@@ -250,8 +250,8 @@ def run_pipeline_cell(name: str, net, device: torch.device, profile: Profile, qu
     """End-to-end FPS of decode → model (fp16 on CUDA) → tracker → video sink, and of the model alone."""
     from vpanoptic.config import TrackerConfig
     from vpanoptic.io.sources import open_source
-    from vpanoptic.pipeline import Pipeline
     from vpanoptic.job import tracker_from_config
+    from vpanoptic.pipeline import Pipeline
     from vpanoptic.sinks import build_sinks
     from vpanoptic.synth import write_sequence
 

@@ -5,9 +5,9 @@
 
 A `LiveSource` delivers a synthetic street clip (looped) at `--fps` like a camera; the
 oracle model segments it (plus `--model-delay-ms` of sleep per frame, to stand in for a
-slower network) or, with `--model`, a real model such as the default network, the Hungarian tracker tracks, and the display sink composes the overlay
-and HUD (discarded, or encoded to `--headless`). The run uses the live default: frame
-policy ``latest``.
+slower network) or, with `--model`, a real model such as the default network, the Hungarian
+tracker tracks, and the display sink composes the overlay and HUD (discarded, or encoded to
+`--headless`). The run uses the live default: frame policy ``latest``.
 
 Prints end-to-end latency (capture → display) p50/p95/p99/max, the drop rate, display FPS,
 model time, the bound the tests hold it to (model time + 2 frame intervals) and whether

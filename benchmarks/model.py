@@ -26,8 +26,8 @@ from vpanoptic.datasets import KITTI_STEP
 from vpanoptic.eval import PanopticQuality
 from vpanoptic.io.formats import read_kitti_step
 from vpanoptic.io.sources import open_source
-from vpanoptic.models.registry import build_model
 from vpanoptic.job import run_video
+from vpanoptic.models.registry import build_model
 from vpanoptic.runtime import configure_threads
 from vpanoptic.synth import write_sequence
 
@@ -97,7 +97,9 @@ def main() -> None:
         clip = tmp / "clip"
         write_sequence(clip, seed=0, frames=args.frames, size=(w, h), fps=10.0)
         video = str(clip / "video.mp4")
-        print(f"clip: {args.frames} frames {w}x{h} (synthetic street, seed 0); {CORES} cores; torch {torch.__version__}")
+        print(
+            f"clip: {args.frames} frames {w}x{h} (synthetic street, seed 0); {CORES} cores; torch {torch.__version__}"
+        )
         if not args.skip_e2e:
             print("\nend to end, `vpanoptic run` defaults (model vpanoptic-street, tracker hungarian, "
                   f"threads {load_config().model.threads or 'default'}):")
@@ -110,7 +112,9 @@ def main() -> None:
             frames = list(src)
         gts = [read_kitti_step(clip / "gt" / f"{f.index:06d}.png") for f in frames]
         print("\nmodel only (batch 1, decoded frames):")
-        print(f"  {'option set':<20} {'threads':>7} {'ms/frame':>9} {'network':>8} {'grouping':>9} {'FPS':>6} {'PQ':>6}")
+        print(
+            f"  {'option set':<20} {'threads':>7} {'ms/frame':>9} {'network':>8} {'grouping':>9} {'FPS':>6} {'PQ':>6}"
+        )
         for name in [n for n in args.options.split(",") if n]:
             threads, options = OPTION_SETS[name]
             try:

@@ -19,16 +19,29 @@ def tiny_hf_config(spec):
 
     stages = ["stage1", "stage2", "stage3", "stage4"]
     if spec.family == "detr":
-        backbone = tf.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], layer_type="basic", out_features=stages)
+        backbone = tf.ResNetConfig(
+            embedding_size=8, hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], layer_type="basic", out_features=stages
+        )
         return tf.DetrConfig(
             backbone_config=backbone, use_timm_backbone=False, num_labels=len(spec.labels), d_model=32,
             encoder_layers=1, decoder_layers=1, encoder_ffn_dim=32, decoder_ffn_dim=32,
             encoder_attention_heads=8, decoder_attention_heads=8, num_queries=12,
         )
-    backbone = tf.SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4, out_features=stages, image_size=64)
+    backbone = tf.SwinConfig(
+        embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4, out_features=stages, image_size=64
+    )
     return tf.Mask2FormerConfig(
-        backbone_config=backbone, num_labels=len(spec.labels), num_queries=12, hidden_dim=32, mask_feature_size=32,
-        feature_size=32, encoder_feedforward_dim=32, dim_feedforward=32, decoder_layers=2, encoder_layers=1, num_attention_heads=2,
+        backbone_config=backbone,
+        num_labels=len(spec.labels),
+        num_queries=12,
+        hidden_dim=32,
+        mask_feature_size=32,
+        feature_size=32,
+        encoder_feedforward_dim=32,
+        dim_feedforward=32,
+        decoder_layers=2,
+        encoder_layers=1,
+        num_attention_heads=2,
     )
 
 

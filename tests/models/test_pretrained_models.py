@@ -65,7 +65,12 @@ def test_every_entry_has_full_metadata():
 
 
 def test_label_maps_use_the_datasets_own_ids():
-    assert COCO_CONTIGUOUS[0] == 1 and COCO_CONTIGUOUS[79] == 90 and COCO_CONTIGUOUS[80] == 92 and COCO_CONTIGUOUS[-1] == 200
+    assert (
+        COCO_CONTIGUOUS[0] == 1
+        and COCO_CONTIGUOUS[79] == 90
+        and COCO_CONTIGUOUS[80] == 92
+        and COCO_CONTIGUOUS[-1] == 200
+    )
     assert len(COCO_CONTIGUOUS) == 133
     assert COCO_BY_ID[1] == 1 and COCO_BY_ID[12] == -1 and COCO_BY_ID[200] == 200 and COCO_BY_ID[91] == -1
     assert sum(c >= 0 for c in COCO_BY_ID) == 133 and len(COCO_BY_ID) == 250

@@ -30,7 +30,7 @@ TINY = TrainConfig(seed=3, steps=14, batch_size=2, lr=5e-3, warmup=2, net=dict(T
 def run(tmp_path, name, cfg=TINY, **kw):
     losses = []
     train(cfg, tmp_path / name, workers=0, log_every=7, val_every=0, save_every=kw.pop("save_every", 0),
-          validate_at_end=False, log=lambda m: None, on_step=lambda step, l: losses.append(l["total"]), **kw)
+          validate_at_end=False, log=lambda m: None, on_step=lambda step, parts: losses.append(parts["total"]), **kw)
     return losses
 
 

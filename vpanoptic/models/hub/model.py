@@ -8,7 +8,8 @@ segment table (a few numbers per segment) is the only other device → host copy
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,6 +60,10 @@ def check_thresholds(name: str, values: Mapping[str, float]) -> None:
             raise ModelError(f"model {name!r} option {key} is {value}; expected 0 <= x <= 1")
 
 
+def _no_network(*args: Any, **kwargs: Any) -> Any:
+    raise ModelError("the model has no network: it was closed (or never set up)")
+
+
 class NetworkModel(PanopticModel):
     """Base of the pretrained-network models: batching, upload, autocast, output wrapping.
 
@@ -72,7 +77,7 @@ class NetworkModel(PanopticModel):
         self.device = torch.device(device)
         self.fast = fast
         self.uploader = FrameUploader(self.device)
-        self._forward: Callable[..., Any] | None = None
+        self._forward: Callable[..., Any] = _no_network
 
     def _setup_net(self, net: torch.nn.Module) -> None:
         """Move `net` to the device in eval mode, apply channels_last and torch.compile options."""
@@ -99,7 +104,7 @@ class NetworkModel(PanopticModel):
 
     def close(self) -> None:
         self.net = None  # type: ignore[assignment]
-        self._forward = None
+        self._forward = _no_network
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
