@@ -50,7 +50,7 @@ def build(name: str, scale: str, device: torch.device, fast: FastPath, short_sid
         if scale == "full":
             net = cls(random_config(spec))
         else:
-            from model_helpers import tiny_hf_network
+            from model_helpers import tiny_hf_network  # type: ignore[import-not-found]  # tests/models, on sys.path
 
             net = tiny_hf_network(spec)
         return QueryPanopticModel(spec, net, device=device, fast=fast, short_side=short_side, max_side=2 * short_side)
@@ -60,12 +60,12 @@ def build(name: str, scale: str, device: torch.device, fast: FastPath, short_sid
         head = None
         if spec.family == "maskrcnn-semantic":
             head = SemanticFPNHead(channels=spec.arch["head_channels"], num_classes=len(spec.arch["stuff_labels"]))
-        net = PanopticFPN(build_detector(len(spec.labels), short_side=short_side, max_side=2 * short_side), head)
+        fpn = PanopticFPN(build_detector(len(spec.labels), short_side=short_side, max_side=2 * short_side), head)
     else:
         from model_helpers import tiny_panoptic_fpn
 
-        net = tiny_panoptic_fpn(spec)
-    return MaskRCNNPanopticModel(spec, net, device=device, fast=fast)
+        fpn = tiny_panoptic_fpn(spec)
+    return MaskRCNNPanopticModel(spec, fpn, device=device, fast=fast)
 
 
 def time_model(model, frames: list[Frame], batch: int, warmup: int) -> float:

@@ -83,7 +83,7 @@ def measure(video: str, model_name: str, threads: int, out_dir: Path, save: tupl
         "tracker": fps(n, t_track),
         "sinks": fps(n, t_sinks),
     }
-    slowest = min(stages, key=stages.get)
+    slowest = min(stages, key=lambda stage: stages[stage])
     e2e = fps(stats.processed, t_e2e)
     # With C cores the stages cannot together run faster than C / (sum of per-frame times).
     cpu_bound = CORES * n / (t_decode + t_model + t_track + t_sinks)
@@ -103,8 +103,8 @@ def main() -> None:
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     save = tuple(s for s in args.save.split(",") if s)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         video = args.input
         if video is None:
             t0 = time.perf_counter()
