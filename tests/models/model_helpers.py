@@ -8,6 +8,13 @@ import torch
 from vpanoptic.types import Frame
 
 
+def segments(seg) -> list[tuple[int, bool, int]]:
+    """A `PanopticSegments` as [(category, is_thing, area)] in segment-id order."""
+    return [
+        (int(seg.category_ids[i]), bool(seg.is_thing[i]), int((seg.id_map == i + 1).sum())) for i in range(len(seg))
+    ]
+
+
 def frames(n: int = 2, h: int = 48, w: int = 64, seed: int = 0) -> list[Frame]:
     rng = np.random.default_rng(seed)
     return [Frame(i, i, i / 10, 0.0, rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for i in range(n)]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from model_helpers import segments
 from PIL import Image
 
 from vpanoptic.fusion import detr_panoptic, map_categories, pil_nearest_indices
@@ -21,13 +22,6 @@ H = W = 16
 
 def logit_planes(k, fill=0.0):
     return torch.full((k, H, W), float(fill))
-
-
-def segments(seg):
-    """[(category, is_thing, area)] in segment-id order."""
-    return [
-        (int(seg.category_ids[i]), bool(seg.is_thing[i]), int((seg.id_map == i + 1).sum())) for i in range(len(seg))
-    ]
 
 
 def run(logits, classes, things, **kwargs):

@@ -26,7 +26,7 @@ from ...fusion import (
     detr_panoptic,
     map_categories,
 )
-from .model import NetworkModel, label_lut, resolve_thresholds
+from .model import NetworkModel, label_lut
 from .preprocess import FastPath, prepare_batch
 from .spec import ModelSpec
 from .weight_cache import fetch_hf_snapshot
@@ -162,14 +162,9 @@ class QueryPanopticModel(NetworkModel):
         short_side: int | None = None,
         max_side: int | None = None,
     ):
-        super().__init__(spec, device=device, fast=fast)
-        given = {
-            "score_threshold": score_threshold,
-            "mask_threshold": mask_threshold,
-            "overlap_threshold": overlap_threshold,
-            "small_area_threshold": small_area_threshold,
-        }
-        self.thresholds = resolve_thresholds(spec, given)
+        options = dict(score_threshold=score_threshold, mask_threshold=mask_threshold)
+        options.update(overlap_threshold=overlap_threshold, small_area_threshold=small_area_threshold)
+        super().__init__(spec, device=device, fast=fast, thresholds=options)
         r = spec.resize
         self.resize = type(r)(
             short_side=r.short_side if short_side is None else int(short_side),

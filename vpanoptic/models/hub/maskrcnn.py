@@ -23,7 +23,7 @@ from torch import nn
 
 from ...errors import ModelError
 from ...fusion import PanopticSegments, fuse_things_and_stuff, map_categories
-from .model import NetworkModel, label_lut, resolve_thresholds
+from .model import NetworkModel, label_lut
 from .preprocess import FastPath
 from .spec import ModelSpec
 from .weight_cache import (
@@ -158,14 +158,9 @@ class MaskRCNNPanopticModel(NetworkModel):
         overlap_threshold: float | None = None,
         stuff_area_threshold: int | None = None,
     ):
-        super().__init__(spec, device=device, fast=fast)
-        given = {
-            "score_threshold": score_threshold,
-            "mask_threshold": mask_threshold,
-            "overlap_threshold": overlap_threshold,
-            "stuff_area_threshold": stuff_area_threshold,
-        }
-        self.thresholds = resolve_thresholds(spec, given)
+        options = dict(score_threshold=score_threshold, mask_threshold=mask_threshold)
+        options.update(overlap_threshold=overlap_threshold, stuff_area_threshold=stuff_area_threshold)
+        super().__init__(spec, device=device, fast=fast, thresholds=options)
         if (net.semantic_head is not None) != (spec.family == "maskrcnn-semantic"):
             raise ModelError(
                 f"model {spec.name!r}: network {'lacks' if net.semantic_head is None else 'has'} a semantic head"

@@ -68,11 +68,20 @@ class NetworkModel(PanopticModel):
     """Base of the pretrained-network models: batching, upload, autocast, output wrapping.
 
     Subclasses set `self.net` and implement `_infer(images) -> list[PanopticSegments]`,
-    with images ``(B, 3, H, W) uint8`` on the device.
+    with images ``(B, 3, H, W) uint8`` on the device. `thresholds` are the rule options the
+    user gave (None = the entry's default); `self.thresholds` holds them all, resolved.
     """
 
-    def __init__(self, spec: ModelSpec, *, device: torch.device | str, fast: FastPath):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        device: torch.device | str,
+        fast: FastPath,
+        thresholds: Mapping[str, float | None],
+    ):
         self.spec = spec
+        self.thresholds = resolve_thresholds(spec, thresholds)
         self.meta = spec.meta
         self.device = torch.device(device)
         self.fast = fast
