@@ -159,7 +159,7 @@ def test_bad_options_are_model_errors():
         hf_model("mask2former-swin-t-coco", small_area_threshold=4)
 
 
-def test_uploader_reuses_its_buffer_and_prepare_normalises_and_pads():
+def test_uploader_reuses_its_buffer_and_prepare_normalizes_and_pads():
     up = FrameUploader(torch.device("cpu"))
     fs = frames(2, 30, 50)
     x = up.upload(fs)
