@@ -199,3 +199,16 @@ def test_random_configs_have_the_published_architecture():
     assert detr.num_labels == 250 and list(detr.backbone_config.depths) == [3, 4, 23, 3]
     m2f = random_config(SPECS["mask2former-swin-l-cityscapes"])
     assert m2f.num_labels == 19 and m2f.backbone_config.embed_dim == 192 and m2f.num_queries == 200
+
+
+def test_a_closed_model_says_so_when_used_again():
+    model = maskrcnn_model("maskrcnn-v2-coco")
+    assert len(model.predict(frames(1))) == 1
+    model.close()
+    with pytest.raises(ModelError, match="closed"):
+        model.predict(frames(1))
+
+
+def test_an_unknown_threshold_is_refused_before_the_network_is_set_up():
+    with pytest.raises(ModelError, match="has no option small_area_threshold"):
+        hf_model("mask2former-swin-t-coco", small_area_threshold=10)
