@@ -38,8 +38,8 @@ def main() -> None:
     counts = [int(w) for w in args.workers.split(",")]
     cfg = load_config(None, [f"output.save={args.save}", f"model.name={args.model}"])
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         clip = tmp / "clip"
         write_sequence(clip, seed=0, frames=args.frames, size=(width, height))
         folder = tmp / "videos"

@@ -30,15 +30,16 @@ H, W = 240, 432
 def make_sequence(rng: np.random.Generator, frames: int) -> tuple[list, list]:
     """One sequence of ground-truth and predicted (semantic, instance) pairs, int32."""
     rows, cols = np.indices((H, W))
-    horizon = rng.integers(60, 100)
-    objects = []  # (class, track id, x, y, w, h, vx)
-    for track in range(1, rng.integers(6, 12)):
+    horizon = int(rng.integers(60, 100))
+    objects: list[tuple[int, ...]] = []  # (class, track id, x, y, w, h, vx)
+    for track in range(1, int(rng.integers(6, 12))):
         cls = 13 if rng.random() < 0.6 else 11
         if cls == 13:
-            w, h = rng.integers(40, 90), rng.integers(25, 50)
+            w, h = int(rng.integers(40, 90)), int(rng.integers(25, 50))
         else:
-            w, h = rng.integers(10, 20), rng.integers(30, 60)
-        objects.append([cls, track, rng.integers(0, W), rng.integers(horizon, H - h), w, h, rng.integers(-4, 5)])
+            w, h = int(rng.integers(10, 20)), int(rng.integers(30, 60))
+        x, y, vx = int(rng.integers(0, W)), int(rng.integers(horizon, H - h)), int(rng.integers(-4, 5))
+        objects.append((cls, track, x, y, w, h, vx))
     gts, preds = [], []
     for t in range(frames):
         sem = np.full((H, W), 10, np.int32)  # sky
@@ -64,7 +65,7 @@ def make_sequence(rng: np.random.Generator, frames: int) -> tuple[list, list]:
         psem[:8, :] = 10  # predicts sky on void
         if t >= frames // 2:  # one id switch per sequence
             pinst[pinst == 1] = 99
-        y0, x0 = rng.integers(0, H - 20), rng.integers(0, W - 20)
+        y0, x0 = int(rng.integers(0, H - 20)), int(rng.integers(0, W - 20))
         psem[y0:y0 + 20, x0:x0 + 20] = 9  # terrain blob
         pinst[y0:y0 + 20, x0:x0 + 20] = 0
         drop = pinst == 2

@@ -41,6 +41,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -49,6 +50,7 @@ sys.path.insert(0, str(ROOT / "tests" / "models"))  # the test-size networks of 
 
 from vpanoptic.models.hub.preprocess import FastPath  # noqa: E402
 from vpanoptic.models.hub.zoo import SPECS  # noqa: E402
+from vpanoptic.models.street.inference import StreetModel  # noqa: E402
 from vpanoptic.types import Frame  # noqa: E402
 
 NO_CUDA = 3  # exit code: no CUDA device, nothing measured
@@ -137,7 +139,7 @@ def build_network(name: str, device: torch.device, quick: bool):
     with torch.device(device):  # initialise in place on the GPU (fast for Swin-L)
         if spec.family in ("detr", "mask2former"):
             if quick:
-                from model_helpers import tiny_hf_network
+                from model_helpers import tiny_hf_network  # type: ignore[import-not-found]  # tests/models, on sys.path
 
                 return tiny_hf_network(spec)
             import transformers as tf
@@ -153,8 +155,9 @@ def build_network(name: str, device: torch.device, quick: bool):
         from vpanoptic.models.hub.maskrcnn import PanopticFPN, build_detector
 
         net = PanopticFPN(build_detector(len(spec.labels)), None).eval()
-        net.detector.roi_heads.score_thresh = 0.0  # random scores: 100 detections reach the fusion
-        net.detector.roi_heads.detections_per_img = 100
+        heads: Any = net.detector.roi_heads  # torchvision's RoIHeads
+        heads.score_thresh = 0.0  # random scores: 100 detections reach the fusion
+        heads.detections_per_img = 100
         return net
 
 
@@ -169,7 +172,8 @@ def build_model(name: str, net, device: torch.device, fast: FastPath, quick: boo
         model = build_registered("vpanoptic-street", device=device, amp=fast.autocast == "fp16",
                                  channels_last=fast.channels_last)
         if fast.compile:  # the model option backend=compile is CPU-only: compile the network here
-            model.predictor._forward = torch.compile(model.predictor.net)
+            assert isinstance(model, StreetModel)
+            model.predictor._forward = torch.compile(model.predictor.net)  # type: ignore[assignment]  # a compiled wrapper of the network
         return model
     spec = SPECS[entry]
     if spec.family in ("detr", "mask2former"):
@@ -250,8 +254,8 @@ def run_pipeline_cell(name: str, net, device: torch.device, profile: Profile, qu
     """End-to-end FPS of decode → model (fp16 on CUDA) → tracker → video sink, and of the model alone."""
     from vpanoptic.config import TrackerConfig
     from vpanoptic.io.sources import open_source
-    from vpanoptic.pipeline import Pipeline
     from vpanoptic.job import tracker_from_config
+    from vpanoptic.pipeline import Pipeline
     from vpanoptic.sinks import build_sinks
     from vpanoptic.synth import write_sequence
 

@@ -5,9 +5,9 @@
 
 A `LiveSource` delivers a synthetic street clip (looped) at `--fps` like a camera; the
 oracle model segments it (plus `--model-delay-ms` of sleep per frame, to stand in for a
-slower network) or, with `--model`, a real model such as the default network, the Hungarian tracker tracks, and the display sink composes the overlay
-and HUD (discarded, or encoded to `--headless`). The run uses the live default: frame
-policy ``latest``.
+slower network) or, with `--model`, a real model such as the default network, the Hungarian
+tracker tracks, and the display sink composes the overlay and HUD (discarded, or encoded to
+`--headless`). The run uses the live default: frame policy ``latest``.
 
 Prints end-to-end latency (capture → display) p50/p95/p99/max, the drop rate, display FPS,
 model time, the bound the tests hold it to (model time + 2 frame intervals) and whether
@@ -27,6 +27,7 @@ import numpy as np
 from vpanoptic.config import load_config
 from vpanoptic.io.sources import LiveSource
 from vpanoptic.live import run_live
+from vpanoptic.models.base import PanopticModel
 from vpanoptic.models.registry import build_model
 from vpanoptic.runtime import configure_threads
 from vpanoptic.sinks.window import VideoFileDisplay
@@ -48,7 +49,7 @@ class NullDisplay:
         pass
 
 
-class LoopedOracle:
+class LoopedOracle(PanopticModel):
     """The oracle model on a looped clip: frame k is clip frame k % LOOP_FRAMES, plus a delay."""
 
     def __init__(self, gt: Path, delay_s: float):
@@ -90,6 +91,7 @@ def main() -> None:
         images = [f.image for f in generate(0, LOOP_FRAMES, size=(width, height), fps=args.fps)]
         frames = round(args.duration * args.fps)
         source = LiveSource(lambda i: images[i % LOOP_FRAMES], fps=args.fps, num_frames=frames)
+        model: PanopticModel
         if args.model == "oracle":
             model = LoopedOracle(Path(tmp) / "clip" / "gt", args.model_delay_ms / 1000.0)
         else:

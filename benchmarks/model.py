@@ -18,6 +18,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -26,15 +27,16 @@ from vpanoptic.datasets import KITTI_STEP
 from vpanoptic.eval import PanopticQuality
 from vpanoptic.io.formats import read_kitti_step
 from vpanoptic.io.sources import open_source
-from vpanoptic.models.registry import build_model
 from vpanoptic.job import run_video
+from vpanoptic.models.registry import build_model
+from vpanoptic.models.street.inference import StreetModel
 from vpanoptic.runtime import configure_threads
 from vpanoptic.synth import write_sequence
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 # name → (torch threads, model options); each varies one thing from the default.
-OPTION_SETS = {
+OPTION_SETS: dict[str, tuple[int, dict[str, Any]]] = {
     "default": (1, {}),
     "threads=2": (2, {}),
     "input 384x216": (1, {"input_size": "384x216"}),
@@ -49,9 +51,10 @@ OPTION_SETS = {
 }
 
 
-def model_only(frames, gts, threads: int, options: dict, repeats: int) -> dict:
+def model_only(frames, gts, threads: int, options: dict[str, Any], repeats: int) -> dict:
     configure_threads(threads)
     model = build_model("vpanoptic-street", device="cpu", **options)
+    assert isinstance(model, StreetModel)
     pred = model.predictor
     for f in frames[:3]:  # warm-up (and compilation for backend=compile)
         model.predict([f])
@@ -92,12 +95,14 @@ def main() -> None:
     ap.add_argument("--skip-e2e", action="store_true")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         clip = tmp / "clip"
         write_sequence(clip, seed=0, frames=args.frames, size=(w, h), fps=10.0)
         video = str(clip / "video.mp4")
-        print(f"clip: {args.frames} frames {w}x{h} (synthetic street, seed 0); {CORES} cores; torch {torch.__version__}")
+        print(
+            f"clip: {args.frames} frames {w}x{h} (synthetic street, seed 0); {CORES} cores; torch {torch.__version__}"
+        )
         if not args.skip_e2e:
             print("\nend to end, `vpanoptic run` defaults (model vpanoptic-street, tracker hungarian, "
                   f"threads {load_config().model.threads or 'default'}):")
@@ -110,7 +115,9 @@ def main() -> None:
             frames = list(src)
         gts = [read_kitti_step(clip / "gt" / f"{f.index:06d}.png") for f in frames]
         print("\nmodel only (batch 1, decoded frames):")
-        print(f"  {'option set':<20} {'threads':>7} {'ms/frame':>9} {'network':>8} {'grouping':>9} {'FPS':>6} {'PQ':>6}")
+        print(
+            f"  {'option set':<20} {'threads':>7} {'ms/frame':>9} {'network':>8} {'grouping':>9} {'FPS':>6} {'PQ':>6}"
+        )
         for name in [n for n in args.options.split(",") if n]:
             threads, options = OPTION_SETS[name]
             try:

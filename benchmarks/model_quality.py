@@ -71,8 +71,10 @@ def main() -> None:
     pq_all = PanopticQuality(num_classes=KITTI_STEP.num_classes, things_list=KITTI_STEP.thing_ids)
     stq_all = STQuality(num_classes=KITTI_STEP.num_classes, things_list=KITTI_STEP.thing_ids)
     min_h = default_min_height(h) if args.min_instance_height is None else args.min_instance_height
-    print(f"model {args.model} {' '.join(args.set)}; tracker {cfg.tracker.name}; {args.frames} frames {w}x{h} per clip; "
-          f"ground truth: things lower than {min_h:g} px are crowd")
+    print(
+        f"model {args.model} {' '.join(args.set)}; tracker {cfg.tracker.name}; {args.frames} frames {w}x{h} per clip; "
+        f"ground truth: things lower than {min_h:g} px are crowd"
+    )
     print(f"{'seed':>6} {'scenario':<10} {'PQ':>6} {'PQ_th':>6} {'PQ_st':>6} {'STQ':>6} {'AQ':>6} {'SQ':>6} {'FPS':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:

@@ -28,12 +28,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "models"))  # tiny configs of the tests
 
 from vpanoptic.models.hub.preprocess import FastPath  # noqa: E402
-from vpanoptic.models.registry import resolve_device  # noqa: E402
 from vpanoptic.models.hub.zoo import SPECS  # noqa: E402
+from vpanoptic.models.registry import resolve_device  # noqa: E402
 from vpanoptic.runtime import configure_threads  # noqa: E402
 from vpanoptic.types import Frame  # noqa: E402
 
-DEFAULT_MODELS = "detr-r50-panoptic,mask2former-swin-t-coco,mask2former-swin-t-cityscapes,maskrcnn-v2-coco,maskrcnn-v2-semfpn-coco"
+DEFAULT_MODELS = (
+    "detr-r50-panoptic,mask2former-swin-t-coco,mask2former-swin-t-cityscapes,maskrcnn-v2-coco,maskrcnn-v2-semfpn-coco"
+)
 
 
 def build(name: str, scale: str, device: torch.device, fast: FastPath, short_side: int):
@@ -48,7 +50,7 @@ def build(name: str, scale: str, device: torch.device, fast: FastPath, short_sid
         if scale == "full":
             net = cls(random_config(spec))
         else:
-            from model_helpers import tiny_hf_network
+            from model_helpers import tiny_hf_network  # type: ignore[import-not-found]  # tests/models, on sys.path
 
             net = tiny_hf_network(spec)
         return QueryPanopticModel(spec, net, device=device, fast=fast, short_side=short_side, max_side=2 * short_side)
@@ -58,12 +60,12 @@ def build(name: str, scale: str, device: torch.device, fast: FastPath, short_sid
         head = None
         if spec.family == "maskrcnn-semantic":
             head = SemanticFPNHead(channels=spec.arch["head_channels"], num_classes=len(spec.arch["stuff_labels"]))
-        net = PanopticFPN(build_detector(len(spec.labels), short_side=short_side, max_side=2 * short_side), head)
+        fpn = PanopticFPN(build_detector(len(spec.labels), short_side=short_side, max_side=2 * short_side), head)
     else:
         from model_helpers import tiny_panoptic_fpn
 
-        net = tiny_panoptic_fpn(spec)
-    return MaskRCNNPanopticModel(spec, net, device=device, fast=fast)
+        fpn = tiny_panoptic_fpn(spec)
+    return MaskRCNNPanopticModel(spec, fpn, device=device, fast=fast)
 
 
 def time_model(model, frames: list[Frame], batch: int, warmup: int) -> float:
@@ -74,7 +76,7 @@ def time_model(model, frames: list[Frame], batch: int, warmup: int) -> float:
             torch.cuda.synchronize(model.device)
         return outs
 
-    for i in range(warmup):
+    for _ in range(warmup):
         run(frames[:batch])
     t = time.perf_counter()
     n = 0
@@ -88,7 +90,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default=DEFAULT_MODELS)
     ap.add_argument("--size", default="640x360", help="frame WIDTHxHEIGHT")
-    ap.add_argument("--short-side", type=int, default=384, help="network input shorter side (published: 800, Cityscapes 1024)")
+    ap.add_argument(
+        "--short-side", type=int, default=384, help="network input shorter side (published: 800, Cityscapes 1024)"
+    )
     ap.add_argument("--frames", type=int, default=4)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--scale", choices=("full", "tiny"), default="full")
@@ -103,9 +107,15 @@ def main() -> None:
     w, h = (int(v) for v in args.size.lower().split("x"))
     rng = np.random.default_rng(0)
     big_batch = 8 if device.type == "cuda" else 4
-    frames = [Frame(i, i, i / 10, 0.0, rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for i in range(max(args.frames, big_batch))]
+    frames = [
+        Frame(i, i, i / 10, 0.0, rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        for i in range(max(args.frames, big_batch))
+    ]
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {threads} torch threads"
-    print(f"device {device} ({gpu}); frames {w}x{h}; network short side {args.short_side}; {args.scale}-size random weights")
+    print(
+        f"device {device} ({gpu}); frames {w}x{h}; network short side {args.short_side}; "
+        f"{args.scale}-size random weights"
+    )
     print(f"{'model':<32} {'variant':<22} {'ms/frame':>9}")
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     for name in names:

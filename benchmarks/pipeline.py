@@ -6,8 +6,8 @@ Prints decode-only, model-only, tracker-only and sinks-only FPS, end-to-end FPS,
 ratio end-to-end / slowest stage (goal >= 0.9: the threads overlap the stages, so the
 pipeline should run at the speed of its slowest stage). When the stages together need more
 CPU than the machine has (a 2-core machine writing four outputs), the slowest stage is out
-of reach; the ratio to the core bound (cores / sum of per-frame stage times) is printed too. Without --input it renders a
-synthetic clip with `vpanoptic synth` into a temporary folder.
+of reach; the ratio to the core bound (cores / sum of per-frame stage times) is printed too.
+Without --input it renders a synthetic clip with `vpanoptic synth` into a temporary folder.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from vpanoptic.runtime import configure_threads
 from vpanoptic.sinks import build_sinks
 from vpanoptic.synth import write_sequence
 from vpanoptic.tracking import HungarianTracker
-
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -78,8 +77,13 @@ def measure(video: str, model_name: str, threads: int, out_dir: Path, save: tupl
     stats = p.run()
     t_e2e = time.perf_counter() - t0
     model.close()
-    stages = {"decode": fps(n, t_decode), "model": fps(n, t_model), "tracker": fps(n, t_track), "sinks": fps(n, t_sinks)}
-    slowest = min(stages, key=stages.get)
+    stages = {
+        "decode": fps(n, t_decode),
+        "model": fps(n, t_model),
+        "tracker": fps(n, t_track),
+        "sinks": fps(n, t_sinks),
+    }
+    slowest = min(stages, key=lambda stage: stages[stage])
     e2e = fps(stats.processed, t_e2e)
     # With C cores the stages cannot together run faster than C / (sum of per-frame times).
     cpu_bound = CORES * n / (t_decode + t_model + t_track + t_sinks)
@@ -99,15 +103,18 @@ def main() -> None:
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     save = tuple(s for s in args.save.split(",") if s)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         video = args.input
         if video is None:
             t0 = time.perf_counter()
             write_sequence(tmp / "clip", seed=0, frames=args.frames, size=(w, h), fps=10.0)
             print(f"rendered synthetic clip: {args.frames} frames {w}x{h} in {time.perf_counter() - t0:.1f} s")
             video = str(tmp / "clip" / "video.mp4")
-        print(f"input {video}; model {args.model}; outputs {','.join(save)}; cpu threads available {torch.get_num_threads()}")
+        print(
+            f"input {video}; model {args.model}; outputs {','.join(save)}; "
+            f"cpu threads available {torch.get_num_threads()}"
+        )
         header = (f"{'threads':>7} {'frames':>6} {'decode':>8} {'model':>8} {'tracker':>8} {'sinks':>8} {'e2e':>8}  "
                   f"slowest   e2e/slowest  {CORES}-core bound  e2e/bound")
         print(header)

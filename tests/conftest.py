@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import fractions
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import av
 import numpy as np

@@ -9,9 +9,10 @@ arguments; `vpanoptic.job.build_job` is the one place a `RunConfig` becomes comp
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -307,7 +308,8 @@ class TrackerConfig:
         for key in ("appearance_gate", "reid_colour"):
             _check(
                 0 <= getattr(self, key) <= 1,
-                f"tracker.{key} is {getattr(self, key)}; expected a colour distance 0 <= x <= 1 (1 - histogram overlap)",
+                f"tracker.{key} is {getattr(self, key)}; "
+                "expected a colour distance 0 <= x <= 1 (1 - histogram overlap)",
             )
         _check(
             isinstance(self.takeover_hits, int) and self.takeover_hits >= 0,

@@ -17,8 +17,9 @@ recipes of several stages (`run_recipe`) and supplies the validation (`validate`
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import UserError
 

@@ -12,7 +12,12 @@ from vpanoptic.cli import main
 from vpanoptic.datasets import CITYSCAPES, KITTI_STEP, MOTCHALLENGE_STEP, VIPSEG
 from vpanoptic.eval import COCOPanopticQuality, VPSNetVideoPanopticQuality, evaluate_sequences
 from vpanoptic.eval.formats import (
-    step_to_coco, write_cityscapes_vps, write_coco_panoptic, write_mots_txt, write_step, write_vipseg,
+    step_to_coco,
+    write_cityscapes_vps,
+    write_coco_panoptic,
+    write_mots_txt,
+    write_step,
+    write_vipseg,
 )
 
 

@@ -32,34 +32,21 @@ def test_deeplab2_predicted_non_contiguous_ignore_label():
     assert _valid_mean(r, "FP") == pytest.approx(2 / 3, abs=1e-4)
 
 
+def _grid(rows: str) -> np.ndarray:
+    """A small label map written row by row, one digit a pixel: "110 120" is [[1, 1, 0], [1, 2, 0]]."""
+    return np.array([[int(c) for c in row] for row in rows.split()])
+
+
 # tensorflow/models research/deeplab/evaluation/panoptic_quality_test.py (the predecessor of
 # deeplab2's PanopticQuality, same rules). Each case: constructor arguments, then
 # (gt categories, gt instances, pred categories, pred instances), then expected per-class
 # (iou, tp, fn, fp) and the mean PQ.
-_INST_PERFECT = np.array([
-    [1, 1, 1, 1, 1, 1], [1, 2, 2, 2, 2, 1], [1, 2, 2, 2, 2, 1],
-    [1, 2, 2, 2, 2, 1], [1, 2, 2, 1, 1, 1], [1, 2, 1, 1, 1, 1],
-])
-_WRONG_DET = np.array([
-    [0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 1, 0], [0, 1, 1, 1, 1, 0],
-    [0, 1, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0],
-])
-_GOOD_DET = np.array([
-    [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [1, 2, 2, 2, 2, 1],
-    [1, 2, 2, 2, 1, 1], [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1],
-])
-_GT_LABELS = np.array([
-    [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [1, 1, 2, 2, 2, 1],
-    [1, 2, 2, 2, 2, 1], [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1],
-])
-_BAD_DET = np.array([
-    [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [1, 1, 1, 2, 2, 1],
-    [1, 1, 1, 2, 2, 1], [1, 1, 1, 2, 2, 1], [1, 1, 1, 1, 1, 1],
-])
-_CATS = np.array([
-    [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [1, 2, 2, 1, 2, 2],
-    [1, 2, 2, 1, 2, 2], [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1],
-])
+_INST_PERFECT = _grid("111111 122221 122221 122221 122111 121111")
+_WRONG_DET = _grid("000000 010010 011110 011110 000000 000000")
+_GOOD_DET = _grid("111111 111111 122221 122211 111111 111111")
+_GT_LABELS = _grid("111111 111111 112221 122221 111111 111111")
+_BAD_DET = _grid("111111 111111 111221 111221 111221 111111")
+_CATS = _grid("111111 111111 122122 122122 111111 111111")
 _PRED_INST = np.zeros((6, 6), int)
 _PRED_INST[2:4, 4:6] = 1
 _GT_INST = np.zeros((6, 6), int)

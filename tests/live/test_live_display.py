@@ -15,6 +15,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from vpanoptic.cli import main
 from vpanoptic.config import load_config
@@ -45,7 +46,7 @@ class SlowModel(PanopticModel):
 
     def __init__(self, delay: float = MODEL_S):
         self.meta, self.delay = KITTI_STEP, delay
-        self.device = "cpu"
+        self.device = torch.device("cpu")
 
     def predict(self, frames):
         out = []

@@ -192,7 +192,9 @@ def test_server_killed_mid_stream_and_restarted(clip, parts, baseline):
 def test_stalled_stream_is_noticed_and_reconnected(clip, parts, baseline):
     server = LiveServer([(parts[0], "stall"), (parts[1], "close")])
     url = f"http://127.0.0.1:{server.port}/live.ts"
-    source = StreamSource(url, reconnect=True, read_timeout_s=1.0, backoff_initial_s=0.1, give_up_s=10.0, options=QUICK_PROBE)
+    source = StreamSource(
+        url, reconnect=True, read_timeout_s=1.0, backoff_initial_s=0.1, give_up_s=10.0, options=QUICK_PROBE
+    )
     try:
         stats, seen = run_stream(clip, url, source)
     finally:

@@ -8,6 +8,13 @@ import torch
 from vpanoptic.types import Frame
 
 
+def segments(seg) -> list[tuple[int, bool, int]]:
+    """A `PanopticSegments` as [(category, is_thing, area)] in segment-id order."""
+    return [
+        (int(seg.category_ids[i]), bool(seg.is_thing[i]), int((seg.id_map == i + 1).sum())) for i in range(len(seg))
+    ]
+
+
 def frames(n: int = 2, h: int = 48, w: int = 64, seed: int = 0) -> list[Frame]:
     rng = np.random.default_rng(seed)
     return [Frame(i, i, i / 10, 0.0, rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for i in range(n)]
@@ -19,16 +26,29 @@ def tiny_hf_config(spec):
 
     stages = ["stage1", "stage2", "stage3", "stage4"]
     if spec.family == "detr":
-        backbone = tf.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], layer_type="basic", out_features=stages)
+        backbone = tf.ResNetConfig(
+            embedding_size=8, hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], layer_type="basic", out_features=stages
+        )
         return tf.DetrConfig(
             backbone_config=backbone, use_timm_backbone=False, num_labels=len(spec.labels), d_model=32,
             encoder_layers=1, decoder_layers=1, encoder_ffn_dim=32, decoder_ffn_dim=32,
             encoder_attention_heads=8, decoder_attention_heads=8, num_queries=12,
         )
-    backbone = tf.SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4, out_features=stages, image_size=64)
+    backbone = tf.SwinConfig(
+        embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4, out_features=stages, image_size=64
+    )
     return tf.Mask2FormerConfig(
-        backbone_config=backbone, num_labels=len(spec.labels), num_queries=12, hidden_dim=32, mask_feature_size=32,
-        feature_size=32, encoder_feedforward_dim=32, dim_feedforward=32, decoder_layers=2, encoder_layers=1, num_attention_heads=2,
+        backbone_config=backbone,
+        num_labels=len(spec.labels),
+        num_queries=12,
+        hidden_dim=32,
+        mask_feature_size=32,
+        feature_size=32,
+        encoder_feedforward_dim=32,
+        dim_feedforward=32,
+        decoder_layers=2,
+        encoder_layers=1,
+        num_attention_heads=2,
     )
 
 

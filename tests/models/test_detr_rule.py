@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from model_helpers import segments
 from PIL import Image
 
 from vpanoptic.fusion import detr_panoptic, map_categories, pil_nearest_indices
@@ -21,11 +22,6 @@ H = W = 16
 
 def logit_planes(k, fill=0.0):
     return torch.full((k, H, W), float(fill))
-
-
-def segments(seg):
-    """[(category, is_thing, area)] in segment-id order."""
-    return [(int(seg.category_ids[i]), bool(seg.is_thing[i]), int((seg.id_map == i + 1).sum())) for i in range(len(seg))]
 
 
 def run(logits, classes, things, **kwargs):
@@ -184,8 +180,11 @@ def detr_reference(logits, classes, is_thing, processed_size, target_size):
     through its RGB encoding, the areas and the removal loop are plain Python and PIL.
     """
     if processed_size is not None:  # the authors' util.misc.interpolate also takes an empty batch
-        logits = F.interpolate(logits[None], size=processed_size, mode="bilinear", align_corners=False)[0] if len(logits) \
+        logits = (
+            F.interpolate(logits[None], size=processed_size, mode="bilinear", align_corners=False)[0]
+            if len(logits)
             else logits.new_zeros((0, *processed_size))
+        )
     k, h, w = logits.shape
     flat = logits.float().flatten(1)  # [K, h*w]
     th, tw = target_size
@@ -238,14 +237,22 @@ def test_random_logits_match_the_authors_rule(seed):
     low_res = seed % 3 == 0
     side = 8 if low_res else 16
     # multiples of 1/8: distinct values stay distinct through float32 exp, equal ones tie in both
-    logits = (torch.randint(-8, 9, (k, 1, 1), generator=g) / 2 + torch.randint(-16, 17, (k, side, side), generator=g) / 8).float()
+    logits = (
+        torch.randint(-8, 9, (k, 1, 1), generator=g) / 2 + torch.randint(-16, 17, (k, side, side), generator=g) / 8
+    ).float()
     classes = [CLASSES[int(i)] for i in torch.randint(0, len(CLASSES), (k,), generator=g)]
     things = [c <= 90 for c in classes]
     target = SIZES[seed % len(SIZES)]
     processed = (16, 16) if low_res else None
     scores = torch.rand(k, generator=g)
-    seg = detr_panoptic(logits, scores, torch.tensor(classes, dtype=torch.int64), torch.tensor(things, dtype=torch.bool),
-                        processed_size=processed, target_size=target)
+    seg = detr_panoptic(
+        logits,
+        scores,
+        torch.tensor(classes, dtype=torch.int64),
+        torch.tensor(things, dtype=torch.bool),
+        processed_size=processed,
+        target_size=target,
+    )
     ref, kept = detr_reference(logits, classes, things, processed, target)
     assert seg.id_map.shape == target and seg.id_map.dtype == torch.int32
     if kept:

@@ -42,8 +42,14 @@ def test_detectron2_rule_on_a_hand_made_16x16_frame():
     sem = torch.full((16, 16), -1)  # -1: the semantic head's "things" class, never stuff
     sem[12:, :] = 184  # 64 free px >= 50 → a stuff segment
     sem[:12, 12:] = 149  # 48 free px < 50 → left void
-    seg = fuse_things_and_stuff(torch.stack([c, a, d, b]), torch.tensor([0.7, 0.9, 0.4, 0.8]), torch.tensor([1, 1, 1, 3]), sem,
-                                stuff_ids=[149, 184], stuff_area_threshold=50)
+    seg = fuse_things_and_stuff(
+        torch.stack([c, a, d, b]),
+        torch.tensor([0.7, 0.9, 0.4, 0.8]),
+        torch.tensor([1, 1, 1, 3]),
+        sem,
+        stuff_ids=[149, 184],
+        stuff_area_threshold=50,
+    )
     expected = torch.zeros((16, 16), dtype=torch.int32)
     expected[4:12, 4:12] = 2
     expected[:8, :8] = 1
@@ -55,11 +61,21 @@ def test_detectron2_rule_on_a_hand_made_16x16_frame():
 
 def test_detectron2_defaults_are_the_rules_defaults():
     rule = RULES["panoptic-fpn"]
-    assert rule.thresholds == {"score_threshold": 0.5, "mask_threshold": 0.5, "overlap_threshold": 0.5, "stuff_area_threshold": 4096}
+    assert rule.thresholds == {
+        "score_threshold": 0.5,
+        "mask_threshold": 0.5,
+        "overlap_threshold": 0.5,
+        "stuff_area_threshold": 4096,
+    }
     m = box(64, 64, 0, 64, 0, 64)
     sem = torch.full((64, 64), 184)
-    seg = fuse_things_and_stuff(torch.zeros((0, 64, 64), dtype=torch.bool), torch.zeros(0), torch.zeros(0, dtype=torch.int64), sem,
-                                stuff_ids=[184])
+    seg = fuse_things_and_stuff(
+        torch.zeros((0, 64, 64), dtype=torch.bool),
+        torch.zeros(0),
+        torch.zeros(0, dtype=torch.int64),
+        sem,
+        stuff_ids=[184],
+    )
     assert segments_of(seg) == {1: (184, False, 4096)}  # exactly STUFF_AREA_LIMIT: kept (area < limit is skipped)
     sem[0, 0] = -1
     seg = fuse_things_and_stuff(m[None] & False, torch.ones(1), torch.ones(1, dtype=torch.int64), sem, stuff_ids=[184])
@@ -76,9 +92,13 @@ def test_scores_are_compared_in_float64_as_python_does():
 
 def test_equal_scores_keep_the_detector_order():
     a, b = box(4, 4, 0, 4, 0, 3), box(4, 4, 0, 4, 1, 4)
-    seg = fuse_things_and_stuff(torch.stack([a, b]), torch.tensor([0.9, 0.9]), torch.tensor([1, 3]), overlap_threshold=0.7)
+    seg = fuse_things_and_stuff(
+        torch.stack([a, b]), torch.tensor([0.9, 0.9]), torch.tensor([1, 3]), overlap_threshold=0.7
+    )
     assert segments_of(seg) == {1: (1, True, 12), 2: (3, True, 4)}
-    seg = fuse_things_and_stuff(torch.stack([b, a]), torch.tensor([0.9, 0.9]), torch.tensor([3, 1]), overlap_threshold=0.7)
+    seg = fuse_things_and_stuff(
+        torch.stack([b, a]), torch.tensor([0.9, 0.9]), torch.tensor([3, 1]), overlap_threshold=0.7
+    )
     assert segments_of(seg) == {1: (3, True, 12), 2: (1, True, 4)}
 
 
@@ -88,8 +108,16 @@ def test_things_of_a_class_with_no_category_block_pixels_then_are_voided():
     a = box(8, 8, 0, 8, 0, 4)  # category -1 (no dataset category), score 0.9
     b = box(8, 8, 0, 8, 2, 6)  # car, 0.8: 16 of its 32 px are under a → kept with 16 px
     sem = torch.full((8, 8), 184)
-    seg = map_categories(fuse_things_and_stuff(torch.stack([a, b]), torch.tensor([0.9, 0.8]), torch.tensor([-1, 3]), sem,
-                                               stuff_ids=[184], stuff_area_threshold=1))
+    seg = map_categories(
+        fuse_things_and_stuff(
+            torch.stack([a, b]),
+            torch.tensor([0.9, 0.8]),
+            torch.tensor([-1, 3]),
+            sem,
+            stuff_ids=[184],
+            stuff_area_threshold=1,
+        )
+    )
     assert segments_of(seg) == {1: (3, True, 16), 2: (184, False, 16)}
     assert int((seg.id_map[:, :4] == 0).sum()) == 32
 
@@ -97,7 +125,9 @@ def test_things_of_a_class_with_no_category_block_pixels_then_are_voided():
 def test_things_pasted_by_score_higher_wins_overlap():
     a = box(4, 6, 0, 4, 0, 4)  # 16 px, score 0.6
     b = box(4, 6, 0, 4, 3, 6)  # 12 px, score 0.9, overlaps a in column 3
-    seg = fuse_things_and_stuff(torch.stack([a, b]), torch.tensor([0.6, 0.9]), torch.tensor([1, 3]), overlap_threshold=0.5)
+    seg = fuse_things_and_stuff(
+        torch.stack([a, b]), torch.tensor([0.6, 0.9]), torch.tensor([1, 3]), overlap_threshold=0.5
+    )
     assert seg.id_map.dtype == torch.int32 and seg.id_map.shape == (4, 6)
     # b (higher score) comes first and keeps all its pixels; a keeps only its free 12 px
     assert segments_of(seg) == {1: (3, True, 12), 2: (1, True, 12)}
@@ -105,7 +135,9 @@ def test_things_pasted_by_score_higher_wins_overlap():
     assert torch.allclose(seg.scores, torch.tensor([0.9, 0.6]))
 
 
-@pytest.mark.parametrize("overlap_threshold, kept", [(0.0, False), (0.5, False), (0.79, False), (0.8, True), (1.0, True)])
+@pytest.mark.parametrize(
+    "overlap_threshold, kept", [(0.0, False), (0.5, False), (0.79, False), (0.8, True), (1.0, True)]
+)
 def test_overlap_threshold_drops_mostly_hidden_things(overlap_threshold, kept):
     big = box(4, 5, 0, 4, 0, 4)  # 16 px, score 0.9
     small = box(4, 5, 0, 4, 0, 5)  # 20 px, 16 of them under `big`: overlap fraction 0.8
@@ -123,7 +155,10 @@ def test_score_threshold_and_empty_masks():
     m = box(3, 3, 0, 2, 0, 2)
     empty = torch.zeros((3, 3), dtype=torch.bool)
     seg = fuse_things_and_stuff(
-        torch.stack([m, empty, box(3, 3, 2, 3, 0, 3)]), torch.tensor([0.4, 0.99, 0.7]), torch.tensor([1, 2, 3]), score_threshold=0.5
+        torch.stack([m, empty, box(3, 3, 2, 3, 0, 3)]),
+        torch.tensor([0.4, 0.99, 0.7]),
+        torch.tensor([1, 2, 3]),
+        score_threshold=0.5,
     )
     assert segments_of(seg) == {1: (3, True, 3)}  # 0.4 below threshold, the empty mask skipped
 
@@ -153,9 +188,13 @@ def test_stuff_fills_free_pixels_above_min_area():
 def test_stuff_never_overwrites_things_and_threshold_counts_free_pixels_only():
     sem = torch.full((4, 4), 149)
     thing = box(4, 4, 0, 4, 0, 3)  # leaves 4 px of road
-    seg = fuse_things_and_stuff(thing[None], torch.tensor([0.8]), torch.tensor([3]), sem, stuff_ids=[149], stuff_area_threshold=5)
+    seg = fuse_things_and_stuff(
+        thing[None], torch.tensor([0.8]), torch.tensor([3]), sem, stuff_ids=[149], stuff_area_threshold=5
+    )
     assert segments_of(seg) == {1: (3, True, 12)}
-    seg = fuse_things_and_stuff(thing[None], torch.tensor([0.8]), torch.tensor([3]), sem, stuff_ids=[149], stuff_area_threshold=4)
+    seg = fuse_things_and_stuff(
+        thing[None], torch.tensor([0.8]), torch.tensor([3]), sem, stuff_ids=[149], stuff_area_threshold=4
+    )
     assert segments_of(seg) == {1: (3, True, 12), 2: (149, False, 4)}
 
 
@@ -165,7 +204,9 @@ def test_things_only_and_nothing_at_all():
     )
     assert seg.id_map.shape == (5, 7) and len(seg) == 0 and int(seg.id_map.abs().sum()) == 0
     with pytest.raises(ValueError, match="height and width"):
-        fuse_things_and_stuff(torch.zeros((0, 5, 7), dtype=torch.bool), torch.zeros(0), torch.zeros(0, dtype=torch.int64))
+        fuse_things_and_stuff(
+            torch.zeros((0, 5, 7), dtype=torch.bool), torch.zeros(0), torch.zeros(0, dtype=torch.int64)
+        )
 
 
 @pytest.mark.parametrize("kwargs", [{"overlap_threshold": 1.5}, {"stuff_area_threshold": -1}])
@@ -176,7 +217,9 @@ def test_fusion_rejects_bad_thresholds(kwargs):
 
 def test_fusion_rejects_mismatched_inputs():
     with pytest.raises(ValueError, match="masks are"):
-        fuse_things_and_stuff(box(2, 2, 0, 1, 0, 1)[None], torch.ones(1), torch.ones(1, dtype=torch.int64), torch.zeros((3, 3)))
+        fuse_things_and_stuff(
+            box(2, 2, 0, 1, 0, 1)[None], torch.ones(1), torch.ones(1, dtype=torch.int64), torch.zeros((3, 3))
+        )
     with pytest.raises(ValueError, match="scores"):
         fuse_things_and_stuff(box(2, 2, 0, 1, 0, 1)[None], torch.ones(2), torch.ones(1, dtype=torch.int64))
 
@@ -223,7 +266,9 @@ def test_query_masks_pixels_go_to_best_score_times_probability():
     p = torch.zeros((2, 2, 4))
     p[0, :, :3] = 0.9  # query 0 (score 0.5): left 3 columns
     p[1, :, 2:] = 0.8  # query 1 (score 0.9): right 2 columns; column 2: 0.45 vs 0.72 → query 1
-    seg = combine_query_masks(p, torch.tensor([0.5, 0.9]), torch.tensor([1, 3]), torch.tensor([True, True]), overlap_threshold=0.5)
+    seg = combine_query_masks(
+        p, torch.tensor([0.5, 0.9]), torch.tensor([1, 3]), torch.tensor([True, True]), overlap_threshold=0.5
+    )
     assert seg.id_map.tolist() == [[1, 1, 2, 2], [1, 1, 2, 2]]
     assert seg.category_ids.tolist() == [1, 3]
 
@@ -232,7 +277,9 @@ def test_query_masks_overlap_threshold_and_mask_threshold():
     p = torch.zeros((2, 2, 4))
     p[0, :, :] = 0.9  # query 0 wants everything, score 0.5
     p[1, :, 1:] = 0.95  # query 1 wins 3 of 4 columns → query 0 keeps 2/8 < 0.8 of its mask
-    seg = combine_query_masks(p, torch.tensor([0.5, 0.9]), torch.tensor([1, 3]), torch.tensor([True, True]), overlap_threshold=0.8)
+    seg = combine_query_masks(
+        p, torch.tensor([0.5, 0.9]), torch.tensor([1, 3]), torch.tensor([True, True]), overlap_threshold=0.8
+    )
     assert segments_of(seg) == {1: (3, True, 6)}
     assert int((seg.id_map == 0).sum()) == 2  # the dropped query's pixels are void
     weak = torch.full((1, 2, 2), 0.4)
@@ -257,10 +304,17 @@ def test_query_masks_merge_stuff_of_one_class_keep_things_apart():
 
 
 def test_query_masks_empty_and_bad_threshold():
-    seg = combine_query_masks(torch.zeros((0, 3, 5)), torch.zeros(0), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool))
+    seg = combine_query_masks(
+        torch.zeros((0, 3, 5)), torch.zeros(0), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool)
+    )
     assert seg.id_map.shape == (3, 5) and len(seg) == 0
     with pytest.raises(ValueError):
-        combine_query_masks(torch.ones((1, 2, 2)), torch.ones(1), torch.ones(1, dtype=torch.int64), torch.ones(1, dtype=torch.bool),
-                            overlap_threshold=2)
+        combine_query_masks(
+            torch.ones((1, 2, 2)),
+            torch.ones(1),
+            torch.ones(1, dtype=torch.int64),
+            torch.ones(1, dtype=torch.bool),
+            overlap_threshold=2,
+        )
     e = empty_segments(2, 3)
     assert e.id_map.dtype == torch.int32 and len(e) == 0

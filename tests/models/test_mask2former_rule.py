@@ -9,18 +9,17 @@ random cases compare with `m2f_reference`, a plain loop written from the same co
 import numpy as np
 import pytest
 import torch
+from model_helpers import segments
 
 from vpanoptic.fusion import combine_query_masks, map_categories
 
 H = W = 16
 
 
-def segments(seg):
-    return [(int(seg.category_ids[i]), bool(seg.is_thing[i]), int((seg.id_map == i + 1).sum())) for i in range(len(seg))]
-
-
 def run(probs, scores, classes, things, **kwargs):
-    return combine_query_masks(probs, torch.tensor(scores), torch.tensor(classes), torch.tensor(things), **kwargs)
+    return combine_query_masks(
+        probs, torch.as_tensor(scores), torch.as_tensor(classes), torch.as_tensor(things), **kwargs
+    )
 
 
 # ---------------------------------------------------------------- hand-made 16×16 cases
@@ -79,7 +78,9 @@ def test_all_pixels_to_one_stuff_class():
 
 
 def test_no_query_kept():
-    seg = combine_query_masks(torch.zeros((0, H, W)), torch.zeros(0), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool))
+    seg = combine_query_masks(
+        torch.zeros((0, H, W)), torch.zeros(0), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool)
+    )
     assert seg.id_map.shape == (H, W) and len(seg) == 0
 
 
@@ -133,8 +134,7 @@ def test_random_masks_match_the_authors_rule(seed):
     classes = [int(c) for c in torch.tensor([1, 3, 92, 149, 184])[torch.randint(0, 5, (k,), generator=g)]]
     things = [c <= 90 for c in classes]
     overlap = [0.8, 0.5, 0.3][seed % 3]
-    seg = combine_query_masks(probs, scores, torch.tensor(classes, dtype=torch.int64), torch.tensor(things, dtype=torch.bool),
-                              overlap_threshold=overlap)
+    seg = run(probs, scores, classes, things, overlap_threshold=overlap)
     ref, info = m2f_reference(probs, scores, classes, things, overlap)
     np.testing.assert_array_equal(seg.id_map.numpy(), ref)
     assert list(zip(seg.category_ids.tolist(), seg.is_thing.tolist())) == info

@@ -90,7 +90,9 @@ def test_cli_run_with_hub_layout_weights_gives_the_rules_id_maps(tmp_path, capsy
         got_cats = {s["id"]: s["category_id"] for s in annotations[index]["segments_info"]}
         # the same partition: a one-to-one relabelling of segment ids, void to void
         pairs = set(zip(got_map.ravel().tolist(), want_map.ravel().tolist()))
-        assert len({g for g, _ in pairs}) == len(pairs) == len({w for _, w in pairs}), f"frame {index}: partitions differ"
+        assert len({g for g, _ in pairs}) == len(pairs) == len({w for _, w in pairs}), (
+            f"frame {index}: partitions differ"
+        )
         relabel = dict(pairs)
         assert relabel.get(0, 0) == 0
         assert {relabel[g]: c for g, c in got_cats.items()} == want_cats
@@ -99,13 +101,22 @@ def test_cli_run_with_hub_layout_weights_gives_the_rules_id_maps(tmp_path, capsy
 
 
 def test_every_entry_names_its_rule_and_its_authors_thresholds():
-    family_rule = {"detr": "detr", "mask2former": "mask2former", "maskrcnn": "panoptic-fpn", "maskrcnn-semantic": "panoptic-fpn"}
+    family_rule = {
+        "detr": "detr",
+        "mask2former": "mask2former",
+        "maskrcnn": "panoptic-fpn",
+        "maskrcnn-semantic": "panoptic-fpn",
+    }
     for spec in SPECS.values():
         rule = RULES[spec.postprocess]
         assert spec.postprocess == family_rule[spec.family]
         assert dict(spec.thresholds) == dict(rule.thresholds)  # the authors' defaults, none overridden
         assert set(rule.threshold_sources) == set(rule.thresholds) and rule.source
-        assert rule.source.split()[0] in {"facebookresearch/detr", "facebookresearch/Mask2Former", "facebookresearch/detectron2"}
+        assert rule.source.split()[0] in {
+            "facebookresearch/detr",
+            "facebookresearch/Mask2Former",
+            "facebookresearch/detectron2",
+        }
         entry = get_entry(spec.name)
         assert "post-processing:" in entry.description  # shown by `vpanoptic models`
         options = set(entry.option_names())

@@ -65,7 +65,12 @@ def test_every_entry_has_full_metadata():
 
 
 def test_label_maps_use_the_datasets_own_ids():
-    assert COCO_CONTIGUOUS[0] == 1 and COCO_CONTIGUOUS[79] == 90 and COCO_CONTIGUOUS[80] == 92 and COCO_CONTIGUOUS[-1] == 200
+    assert (
+        COCO_CONTIGUOUS[0] == 1
+        and COCO_CONTIGUOUS[79] == 90
+        and COCO_CONTIGUOUS[80] == 92
+        and COCO_CONTIGUOUS[-1] == 200
+    )
     assert len(COCO_CONTIGUOUS) == 133
     assert COCO_BY_ID[1] == 1 and COCO_BY_ID[12] == -1 and COCO_BY_ID[200] == 200 and COCO_BY_ID[91] == -1
     assert sum(c >= 0 for c in COCO_BY_ID) == 133 and len(COCO_BY_ID) == 250
@@ -154,7 +159,7 @@ def test_bad_options_are_model_errors():
         hf_model("mask2former-swin-t-coco", small_area_threshold=4)
 
 
-def test_uploader_reuses_its_buffer_and_prepare_normalises_and_pads():
+def test_uploader_reuses_its_buffer_and_prepare_normalizes_and_pads():
     up = FrameUploader(torch.device("cpu"))
     fs = frames(2, 30, 50)
     x = up.upload(fs)
@@ -194,3 +199,16 @@ def test_random_configs_have_the_published_architecture():
     assert detr.num_labels == 250 and list(detr.backbone_config.depths) == [3, 4, 23, 3]
     m2f = random_config(SPECS["mask2former-swin-l-cityscapes"])
     assert m2f.num_labels == 19 and m2f.backbone_config.embed_dim == 192 and m2f.num_queries == 200
+
+
+def test_a_closed_model_says_so_when_used_again():
+    model = maskrcnn_model("maskrcnn-v2-coco")
+    assert len(model.predict(frames(1))) == 1
+    model.close()
+    with pytest.raises(ModelError, match="closed"):
+        model.predict(frames(1))
+
+
+def test_an_unknown_threshold_is_refused_before_the_network_is_set_up():
+    with pytest.raises(ModelError, match="has no option small_area_threshold"):
+        hf_model("mask2former-swin-t-coco", small_area_threshold=10)

@@ -70,7 +70,7 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
-def test_the_model_package_has_no_import_cycle():
+def test_the_model_package_has_no_import_cycle() -> None:
     graph = {}
     for path in MODELS_DIR.rglob("*.py"):
         name = "vpanoptic." + ".".join(path.relative_to(MODELS_DIR.parent).with_suffix("").parts)

@@ -36,4 +36,6 @@ def test_rules_run_on_the_device_and_agree_with_the_cpu(device):
         for got, want in zip(run_all(device, seed), run_all("cpu", seed)):
             assert got.id_map.device.type == device and got.category_ids.device.type == device
             assert torch.equal(got.id_map.cpu(), want.id_map), seed
-            assert torch.equal(got.category_ids.cpu(), want.category_ids) and torch.equal(got.is_thing.cpu(), want.is_thing)
+            assert torch.equal(got.category_ids.cpu(), want.category_ids) and torch.equal(
+                got.is_thing.cpu(), want.is_thing
+            )

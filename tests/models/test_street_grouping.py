@@ -78,7 +78,7 @@ def test_small_instances_go_back_to_the_best_stuff_class():
     assert ((labels % m1) == 0).all()
 
 
-def test_thing_pixels_without_any_centre_form_one_instance_per_class():
+def test_thing_pixels_without_any_center_form_one_instance_per_class():
     cls, center, offsets = two_cars()
     labels, scores, m1 = group_panoptic(logits_for(cls), torch.zeros(1, H, W), offsets, (H, W), THING,
                                         GroupingParams(min_instance_area=0))

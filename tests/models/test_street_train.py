@@ -30,7 +30,7 @@ TINY = TrainConfig(seed=3, steps=14, batch_size=2, lr=5e-3, warmup=2, net=dict(T
 def run(tmp_path, name, cfg=TINY, **kw):
     losses = []
     train(cfg, tmp_path / name, workers=0, log_every=7, val_every=0, save_every=kw.pop("save_every", 0),
-          validate_at_end=False, log=lambda m: None, on_step=lambda step, l: losses.append(l["total"]), **kw)
+          validate_at_end=False, log=lambda m: None, on_step=lambda step, parts: losses.append(parts["total"]), **kw)
     return losses
 
 
@@ -67,7 +67,7 @@ def test_batches_are_a_function_of_seed_and_step():
     assert EVAL_SEED_RANGE > 1000  # evaluation seeds (README) are below it
 
 
-def test_targets_point_every_thing_cell_to_its_centre():
+def test_targets_point_every_thing_cell_to_its_center():
     semantic = np.zeros((16, 24), np.int32)
     instance = np.zeros((16, 24), np.int32)
     semantic[4:12, 4:12], instance[4:12, 4:12] = 13, 7  # one 8x8 car
@@ -107,7 +107,7 @@ def test_grouping_defaults_are_stored_and_used_by_the_model(tmp_path):
     assert model.predictor.params.nms_kernel == 7                                   # an explicit option wins
 
 
-def test_sharper_centres_with_a_smaller_sigma():
+def test_sharper_centers_with_a_smaller_sigma():
     sem = np.zeros((32, 32), np.int32)
     inst = np.zeros((32, 32), np.int32)
     sem[8:24, 8:24], inst[8:24, 8:24] = 13, 1

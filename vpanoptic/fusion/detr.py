@@ -110,7 +110,9 @@ def detr_panoptic(
         owner = lut[owner].view(h, w)
         owner = owner[rows][:, cols]  # [H, W] nearest resize to the target size
         n = int(alive.shape[0])
-        area = torch.zeros(n, dtype=torch.int64, device=device).scatter_add_(0, owner.reshape(-1), torch.ones_like(owner.reshape(-1)))
+        area = torch.zeros(n, dtype=torch.int64, device=device).scatter_add_(
+            0, owner.reshape(-1), torch.ones_like(owner.reshape(-1))
+        )
         small = area <= small_area_threshold
         if not bool(small.any()):
             break

@@ -75,7 +75,9 @@ def combine_query_masks(
     g = int(uniq.shape[0])
     if g == 0:
         return empty_segments(h, w, device)
-    first = torch.full((g,), k, dtype=torch.int64, device=device).scatter_reduce_(0, inverse, query[valid], reduce="amin")
+    first = torch.full((g,), k, dtype=torch.int64, device=device).scatter_reduce_(
+        0, inverse, query[valid], reduce="amin"
+    )
     rank = torch.empty(g, dtype=torch.int64, device=device)
     rank[torch.argsort(first)] = torch.arange(1, g + 1, device=device)
     seg_of_query = torch.zeros(k, dtype=torch.int64, device=device)

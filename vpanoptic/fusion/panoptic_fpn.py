@@ -127,5 +127,7 @@ def fuse_things_and_stuff(
     valid = torch.cat([kept, stuff_kept])
     cats = torch.cat([categories[order].to(torch.int64), stuff])
     scs = torch.cat([scores_sorted, torch.ones(s, dtype=torch.float32, device=device)])
-    things = torch.cat([torch.ones(n, dtype=torch.bool, device=device), torch.zeros(s, dtype=torch.bool, device=device)])
+    things = torch.cat(
+        [torch.ones(n, dtype=torch.bool, device=device), torch.zeros(s, dtype=torch.bool, device=device)]
+    )
     return compact(id_map, valid, cats, scs, things)

@@ -50,9 +50,11 @@ RULES: dict[str, PostprocessRule] = {
             source="facebookresearch/Mask2Former mask2former/maskformer_model.py, MaskFormer.panoptic_inference",
             thresholds={"score_threshold": 0.8, "mask_threshold": 0.5, "overlap_threshold": 0.8},
             threshold_sources={
-                "score_threshold": "configs/*/panoptic-segmentation/*.yaml: MODEL.MASK_FORMER.TEST.OBJECT_MASK_THRESHOLD 0.8",
+                "score_threshold": "configs/*/panoptic-segmentation/*.yaml: "
+                "MODEL.MASK_FORMER.TEST.OBJECT_MASK_THRESHOLD 0.8",
                 "mask_threshold": "mask2former/maskformer_model.py panoptic_inference: cur_masks[k] >= 0.5",
-                "overlap_threshold": "configs/*/panoptic-segmentation/*.yaml: MODEL.MASK_FORMER.TEST.OVERLAP_THRESHOLD 0.8",
+                "overlap_threshold": "configs/*/panoptic-segmentation/*.yaml: "
+                "MODEL.MASK_FORMER.TEST.OVERLAP_THRESHOLD 0.8",
             },
         ),
         PostprocessRule(
@@ -60,12 +62,19 @@ RULES: dict[str, PostprocessRule] = {
             function="vpanoptic.fusion.fuse_things_and_stuff",
             source="facebookresearch/detectron2 detectron2/modeling/meta_arch/panoptic_fpn.py, "
             "combine_semantic_and_instance_outputs",
-            thresholds={"score_threshold": 0.5, "mask_threshold": 0.5, "overlap_threshold": 0.5, "stuff_area_threshold": 4096},
+            thresholds={
+                "score_threshold": 0.5,
+                "mask_threshold": 0.5,
+                "overlap_threshold": 0.5,
+                "stuff_area_threshold": 4096,
+            },
             threshold_sources={
-                "score_threshold": "detectron2/config/defaults.py: MODEL.PANOPTIC_FPN.COMBINE.INSTANCES_CONFIDENCE_THRESH 0.5",
+                "score_threshold": "detectron2/config/defaults.py: "
+                "MODEL.PANOPTIC_FPN.COMBINE.INSTANCES_CONFIDENCE_THRESH 0.5",
                 "mask_threshold": "detectron2/modeling/postprocessing.py detector_postprocess(mask_threshold=0.5)",
                 "overlap_threshold": "detectron2/config/defaults.py: MODEL.PANOPTIC_FPN.COMBINE.OVERLAP_THRESH 0.5",
-                "stuff_area_threshold": "detectron2/config/defaults.py: MODEL.PANOPTIC_FPN.COMBINE.STUFF_AREA_LIMIT 4096",
+                "stuff_area_threshold": "detectron2/config/defaults.py: "
+                "MODEL.PANOPTIC_FPN.COMBINE.STUFF_AREA_LIMIT 4096",
             },
         ),
     )

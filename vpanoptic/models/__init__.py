@@ -18,4 +18,13 @@ from .registry import (
     resolve_device,
 )
 
-__all__ = ["ModelEntry", "PanopticModel", "build_model", "get_entry", "list_models", "model_names", "register_model", "resolve_device"]
+__all__ = [
+    "ModelEntry",
+    "PanopticModel",
+    "build_model",
+    "get_entry",
+    "list_models",
+    "model_names",
+    "register_model",
+    "resolve_device",
+]

@@ -7,8 +7,9 @@ registry can import them on use without a cycle.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .base import PanopticModel
 

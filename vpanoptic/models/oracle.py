@@ -18,8 +18,8 @@ or frame drops.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -88,7 +88,9 @@ class OracleModel(PanopticModel):
             raise ModelError(f"model 'oracle' has no ground truth for frame {frame.index}: {path} is missing")
         semantic, instance = read_kitti_step(path)
         if semantic.shape != frame.image.shape[:2]:
-            raise ModelError(f"{path}: size {semantic.shape[::-1]} differs from the video frame {frame.image.shape[1::-1]}")
+            raise ModelError(
+                f"{path}: size {semantic.shape[::-1]} differs from the video frame {frame.image.shape[1::-1]}"
+            )
         rng = np.random.default_rng([self.seed, frame.index])
         semantic, instance = self._degrade(semantic, instance, rng)
         pf = PanopticFrame.from_labels(frame, semantic, instance, self.meta)
@@ -96,7 +98,9 @@ class OracleModel(PanopticModel):
         scores = np.ones(n, np.float32)
         if self._degrading:
             scores = rng.uniform(*TRUE_SCORE_RANGE, size=n).astype(np.float32)
-            scores[pf.track_ids >= FALSE_ID_BASE] = rng.uniform(*FALSE_SCORE_RANGE, size=int((pf.track_ids >= FALSE_ID_BASE).sum()))
+            scores[pf.track_ids >= FALSE_ID_BASE] = rng.uniform(
+                *FALSE_SCORE_RANGE, size=int((pf.track_ids >= FALSE_ID_BASE).sum())
+            )
         pf.scores = scores
         if not self.keep_ids:
             pf.track_ids = np.full(n, -1, np.int32)
@@ -166,6 +170,7 @@ FALSE_ID_BASE = 60000
 ENTRY = ModelEntry(
     name="oracle",
     dataset="kitti-step",
-    description="ground truth of a synthetic clip (gt/ next to the video), optionally degraded; for tests and tracker experiments",
+    description="ground truth of a synthetic clip (gt/ next to the video), optionally degraded; "
+    "for tests and tracker experiments",
     factory=OracleModel,
 )

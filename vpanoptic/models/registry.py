@@ -16,8 +16,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -110,7 +110,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def build_model(name: str, *, device: str | torch.device = "auto", input: str | None = None, **options: Any) -> PanopticModel:
+def build_model(
+    name: str, *, device: str | torch.device = "auto", input: str | None = None, **options: Any
+) -> PanopticModel:
     """Instantiate a registered model on `device` with model-specific `options`.
 
     `input` (the source spec) is passed only to factories that accept it (e.g. the oracle,

@@ -26,7 +26,7 @@ from ...fusion import (
     detr_panoptic,
     map_categories,
 )
-from .model import NetworkModel, label_lut, resolve_thresholds
+from .model import NetworkModel, label_lut
 from .preprocess import FastPath, prepare_batch
 from .spec import ModelSpec
 from .weight_cache import fetch_hf_snapshot
@@ -60,8 +60,15 @@ def random_config(spec: ModelSpec, **overrides: Any):
     stages = ["stage1", "stage2", "stage3", "stage4"]
     if spec.family == "detr":
         depths = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}[spec.arch["resnet_depth"]]
-        backbone = tf.ResNetConfig(depths=depths, layer_type="bottleneck", hidden_sizes=[256, 512, 1024, 2048], out_features=stages)
-        kwargs = dict(backbone_config=backbone, use_timm_backbone=False, num_labels=num_labels, num_queries=spec.arch["num_queries"])
+        backbone = tf.ResNetConfig(
+            depths=depths, layer_type="bottleneck", hidden_sizes=[256, 512, 1024, 2048], out_features=stages
+        )
+        kwargs = dict(
+            backbone_config=backbone,
+            use_timm_backbone=False,
+            num_labels=num_labels,
+            num_queries=spec.arch["num_queries"],
+        )
         kwargs.update(overrides)
         return tf.DetrConfig(**kwargs)
     swin = SWIN[spec.arch["backbone"]]
@@ -113,10 +120,14 @@ def load_hf_network(spec: ModelSpec, weights: str | None) -> torch.nn.Module:
         transformers.logging.set_verbosity(verbosity)
     missing = list(info.get("missing_keys", [])) + list(info.get("mismatched_keys", []))
     if missing:
-        raise ModelError(f"weights in {folder} do not fit model {spec.name!r}: {len(missing)} missing or mismatched tensors (e.g. {missing[0]})")
+        raise ModelError(
+            f"weights in {folder} do not fit model {spec.name!r}: "
+            f"{len(missing)} missing or mismatched tensors (e.g. {missing[0]})"
+        )
     if net.config.num_labels != len(spec.labels):
         raise ModelError(
-            f"weights in {folder} predict {net.config.num_labels} classes; model {spec.name!r} expects {len(spec.labels)}"
+            f"weights in {folder} predict {net.config.num_labels} classes; "
+            f"model {spec.name!r} expects {len(spec.labels)}"
         )
     return net
 
@@ -151,22 +162,20 @@ class QueryPanopticModel(NetworkModel):
         short_side: int | None = None,
         max_side: int | None = None,
     ):
-        super().__init__(spec, device=device, fast=fast)
-        given = {
-            "score_threshold": score_threshold,
-            "mask_threshold": mask_threshold,
-            "overlap_threshold": overlap_threshold,
-            "small_area_threshold": small_area_threshold,
-        }
-        self.thresholds = resolve_thresholds(spec, given)
+        options = dict(score_threshold=score_threshold, mask_threshold=mask_threshold)
+        options.update(overlap_threshold=overlap_threshold, small_area_threshold=small_area_threshold)
+        super().__init__(spec, device=device, fast=fast, thresholds=options)
         r = spec.resize
         self.resize = type(r)(
             short_side=r.short_side if short_side is None else int(short_side),
             max_side=r.max_side if max_side is None else int(max_side),
             size_divisor=r.size_divisor,
         )
-        if net.config.num_labels != len(spec.labels):
-            raise ModelError(f"network predicts {net.config.num_labels} classes; model {spec.name!r} expects {len(spec.labels)}")
+        config: Any = net.config  # a transformers PretrainedConfig
+        if config.num_labels != len(spec.labels):
+            raise ModelError(
+                f"network predicts {config.num_labels} classes; model {spec.name!r} expects {len(spec.labels)}"
+            )
         self._labels, self._is_thing = label_lut(spec, self.device)
         if spec.postprocess == "detr":  # the authors' is_thing_map, unknown class indices included
             last = spec.arch["last_thing_index"]
@@ -175,7 +184,9 @@ class QueryPanopticModel(NetworkModel):
 
     def _infer(self, images: torch.Tensor) -> list[PanopticSegments]:
         height, width = images.shape[-2:]
-        pixels, (h, w) = prepare_batch(images, resize=self.resize, norm=self.spec.norm, channels_last=self.fast.channels_last)
+        pixels, (h, w) = prepare_batch(
+            images, resize=self.resize, norm=self.spec.norm, channels_last=self.fast.channels_last
+        )
         out = self._forward(pixel_values=pixels)
         if self.spec.family == "detr":
             class_logits, mask_logits = out.logits, out.pred_masks  # [B, Q, C+1], [B, Q, h/4, w/4]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,7 @@ from torch import nn
 
 from ...errors import ModelError
 from ...fusion import PanopticSegments, fuse_things_and_stuff, map_categories
-from .model import NetworkModel, label_lut, resolve_thresholds
+from .model import NetworkModel, label_lut
 from .preprocess import FastPath
 from .spec import ModelSpec
 from .weight_cache import (
@@ -60,7 +61,7 @@ class SemanticFPNHead(nn.Module):
             self.scale_heads.append(nn.Sequential(*layers))
         self.predictor = nn.Conv2d(channels, num_classes, 1)
 
-    def forward(self, features: "OrderedDict[str, torch.Tensor]") -> torch.Tensor:
+    def forward(self, features: OrderedDict[str, torch.Tensor]) -> torch.Tensor:
         x = None
         for head, level in zip(self.scale_heads, FPN_LEVELS):
             y = head(features[level])
@@ -82,7 +83,7 @@ class PanopticFPN(nn.Module):
 
     def forward(self, images: list[torch.Tensor]):
         """images: B tensors ``(3, H, W) float`` in [0, 1]. Returns (detections, semantic logits or None, sizes)."""
-        det = self.detector
+        det: Any = self.detector  # torchvision's MaskRCNN; nn.Module types its children loosely
         original_sizes = [tuple(img.shape[-2:]) for img in images]
         image_list, _ = det.transform(images)
         features = det.backbone(image_list.tensors)
@@ -157,20 +158,19 @@ class MaskRCNNPanopticModel(NetworkModel):
         overlap_threshold: float | None = None,
         stuff_area_threshold: int | None = None,
     ):
-        super().__init__(spec, device=device, fast=fast)
-        given = {
-            "score_threshold": score_threshold,
-            "mask_threshold": mask_threshold,
-            "overlap_threshold": overlap_threshold,
-            "stuff_area_threshold": stuff_area_threshold,
-        }
-        self.thresholds = resolve_thresholds(spec, given)
+        options = dict(score_threshold=score_threshold, mask_threshold=mask_threshold)
+        options.update(overlap_threshold=overlap_threshold, stuff_area_threshold=stuff_area_threshold)
+        super().__init__(spec, device=device, fast=fast, thresholds=options)
         if (net.semantic_head is not None) != (spec.family == "maskrcnn-semantic"):
-            raise ModelError(f"model {spec.name!r}: network {'lacks' if net.semantic_head is None else 'has'} a semantic head")
+            raise ModelError(
+                f"model {spec.name!r}: network {'lacks' if net.semantic_head is None else 'has'} a semantic head"
+            )
         self._labels, _ = label_lut(spec, self.device)
         stuff = spec.arch.get("stuff_labels", (-1,))
         self._stuff_labels = torch.tensor(stuff, dtype=torch.int64, device=self.device)
-        self._stuff_ids = torch.tensor([c for c in stuff if c >= 0], dtype=torch.int64, device=self.device)  # head order
+        self._stuff_ids = torch.tensor(
+            [c for c in stuff if c >= 0], dtype=torch.int64, device=self.device
+        )  # head order
         self._setup_net(net)
 
     def _infer(self, images: torch.Tensor) -> list[PanopticSegments]:

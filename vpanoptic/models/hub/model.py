@@ -8,7 +8,8 @@ segment table (a few numbers per segment) is the only other device → host copy
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,20 +60,33 @@ def check_thresholds(name: str, values: Mapping[str, float]) -> None:
             raise ModelError(f"model {name!r} option {key} is {value}; expected 0 <= x <= 1")
 
 
+def _no_network(*args: Any, **kwargs: Any) -> Any:
+    raise ModelError("the model has no network: it was closed (or never set up)")
+
+
 class NetworkModel(PanopticModel):
     """Base of the pretrained-network models: batching, upload, autocast, output wrapping.
 
     Subclasses set `self.net` and implement `_infer(images) -> list[PanopticSegments]`,
-    with images ``(B, 3, H, W) uint8`` on the device.
+    with images ``(B, 3, H, W) uint8`` on the device. `thresholds` are the rule options the
+    user gave (None = the entry's default); `self.thresholds` holds them all, resolved.
     """
 
-    def __init__(self, spec: ModelSpec, *, device: torch.device | str, fast: FastPath):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        device: torch.device | str,
+        fast: FastPath,
+        thresholds: Mapping[str, float | None],
+    ):
         self.spec = spec
+        self.thresholds = resolve_thresholds(spec, thresholds)
         self.meta = spec.meta
         self.device = torch.device(device)
         self.fast = fast
         self.uploader = FrameUploader(self.device)
-        self._forward: Callable[..., Any] | None = None
+        self._forward: Callable[..., Any] = _no_network
 
     def _setup_net(self, net: torch.nn.Module) -> None:
         """Move `net` to the device in eval mode, apply channels_last and torch.compile options."""
@@ -99,7 +113,7 @@ class NetworkModel(PanopticModel):
 
     def close(self) -> None:
         self.net = None  # type: ignore[assignment]
-        self._forward = None
+        self._forward = _no_network
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ...fusion import get_rule
 from ...types import DatasetMeta
@@ -54,8 +55,12 @@ class ModelSpec:
             rule = get_rule(self.postprocess)
             extra = set(self.thresholds) - set(rule.thresholds)
             if extra:
-                raise ValueError(f"model spec {self.name!r}: thresholds {sorted(extra)} are not options of rule {rule.name!r}")
-            object.__setattr__(self, "thresholds", {**rule.thresholds, **self.thresholds})  # the rule's defaults filled in
+                raise ValueError(
+                    f"model spec {self.name!r}: thresholds {sorted(extra)} are not options of rule {rule.name!r}"
+                )
+            object.__setattr__(
+                self, "thresholds", {**rule.thresholds, **self.thresholds}
+            )  # the rule's defaults filled in
         bad = [c for c in self.labels if c >= 0 and c not in {k.id for k in self.meta.categories}]
         if bad:
             raise ValueError(f"model spec {self.name!r}: label ids {bad[:5]} are not in dataset {self.meta.name!r}")

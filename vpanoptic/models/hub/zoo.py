@@ -19,6 +19,8 @@ Thresholds are the rule's defaults, as its authors set them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ...datasets import CITYSCAPES, COCO_PANOPTIC
 from .preprocess import IMAGENET, UNIT, ResizeSpec
 from .spec import ModelSpec
@@ -49,7 +51,7 @@ _COCO_RESIZE = ResizeSpec(short_side=800, max_side=1333, size_divisor=32)
 _CITYSCAPES_RESIZE = ResizeSpec(short_side=1024, max_side=2048, size_divisor=32)
 
 # Swin backbones of Mask2Former (embed dim, depths, heads, window, pretraining size).
-SWIN = {
+SWIN: dict[str, dict[str, Any]] = {
     "swin-tiny": dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7, image_size=224),
     "swin-large": dict(embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48), window_size=12, image_size=384),
 }

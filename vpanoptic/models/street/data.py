@@ -117,7 +117,7 @@ def encode_targets(semantic: np.ndarray, instance: np.ndarray, sigma: float, lut
     # centers of mass in output-grid coordinates (cell i covers input 4i .. 4i+3)
     cys = (np.bincount(inv, yy, len(ids)) / np.maximum(count, 1) + 0.5) / STRIDE - 0.5
     cxs = (np.bincount(inv, xx, len(ids)) / np.maximum(count, 1) + 0.5) / STRIDE - 0.5
-    for inst_id, cy, cx in zip(ids, cys, cxs):
+    for cy, cx in zip(cys, cxs):
         y0, y1 = int(max(0, np.floor(cy - 3 * sigma))), int(min(h, np.ceil(cy + 3 * sigma) + 1))
         x0, x1 = int(max(0, np.floor(cx - 3 * sigma))), int(min(w, np.ceil(cx + 3 * sigma) + 1))
         if y0 < y1 and x0 < x1:
@@ -157,7 +157,9 @@ def _augment(rng: np.random.Generator, image, semantic, instance, params: DataPa
     if hi > 0 and rng.random() < 0.7:
         q = int(rng.integers(lo, hi + 1))
         ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, q])
-        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        assert decoded is not None, "cv2 could not decode its own JPEG"
+        image = decoded[..., ::-1]
     return np.ascontiguousarray(image), np.ascontiguousarray(semantic), np.ascontiguousarray(instance)
 
 
@@ -181,7 +183,7 @@ def make_batch(seed: int, step: int, batch_size: int, params: DataParams) -> dic
             if j % params.crops_per_frame == 0:
                 t = float(rng.uniform(0, params.max_time))
                 frame = _render(world, renderer, t, FRAME_SIZE)
-            image, semantic, instance = _augment(rng, *frame, params)
+            image, semantic, instance = _augment(rng, frame[0], frame[1], frame[2], params)
             sem, center, offset, weight = encode_targets(semantic, instance, params.sigma, lut)
             out["image"].append(torch.from_numpy(image).permute(2, 0, 1))
             out["sem"].append(torch.from_numpy(sem))

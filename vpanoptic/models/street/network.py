@@ -23,6 +23,7 @@ millisecond (README, "The default model").
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -50,8 +51,9 @@ class StreetNetConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "StreetNetConfig":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    def from_dict(cls, data: dict) -> StreetNetConfig:
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**fields)
 
 
 def conv_bn(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -70,7 +72,7 @@ class ResBlock(nn.Module):
         super().__init__()
         self.conv1 = conv_bn(channels, channels, dilation=dilation)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
+        self.bn2: nn.Module = nn.BatchNorm2d(channels)  # nn.Identity once folded
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x + self.bn2(self.conv2(self.conv1(x))), inplace=True)
@@ -117,8 +119,10 @@ class StreetNet(nn.Module):
 
     def _init_heads(self) -> None:
         # Most cells are no center and have no offset: start the regressions at zero.
-        nn.init.normal_(self.inst_head[-1].weight, std=1e-3)
-        nn.init.constant_(self.inst_head[-1].bias, 0.0)
+        last = self.inst_head[-1]
+        assert isinstance(last, nn.Conv2d) and last.bias is not None
+        nn.init.normal_(last.weight, std=1e-3)
+        nn.init.constant_(last.bias, 0.0)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(B, 3, H, W)`` → semantic ``(B, K, h, w)``, center ``(B, 1, h, w)``, offset ``(B, 2, h, w)``.
@@ -159,20 +163,22 @@ def fold_batchnorm(net: StreetNet) -> StreetNet:
     fused = copy.deepcopy(net).eval()
 
     def fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                        conv.dilation, conv.groups, bias=True)
+        mean, var = bn.running_mean, bn.running_var
+        assert mean is not None and var is not None, "BatchNorm without running statistics"
+        scale = bn.weight / torch.sqrt(var + bn.eps)  # [C_out]
+        out = copy.deepcopy(conv)  # same geometry, device and dtype
         with torch.no_grad():
-            out.weight.copy_(conv.weight * scale[:, None, None, None])
-            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-            out.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
-        return out.to(conv.weight.device)
+            out.weight.mul_(scale[:, None, None, None])
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(mean)
+            out.bias = nn.Parameter((bias - mean) * scale + bn.bias)
+        return out
 
     for module in fused.modules():
         if isinstance(module, nn.Sequential):
             for i in range(len(module) - 1):
-                if isinstance(module[i], nn.Conv2d) and isinstance(module[i + 1], nn.BatchNorm2d):
-                    module[i] = fold(module[i], module[i + 1])
+                conv, bn = module[i], module[i + 1]
+                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                    module[i] = fold(conv, bn)
                     module[i + 1] = nn.Identity()
         if isinstance(module, ResBlock) and isinstance(module.bn2, nn.BatchNorm2d):
             module.conv2 = fold(module.conv2, module.bn2)

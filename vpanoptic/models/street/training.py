@@ -16,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch.nn import functional as F
@@ -95,7 +95,7 @@ class _Batches(torch.utils.data.IterableDataset):
             yield make_batch(self.seed, step, self.batch_size, self.data)
 
 
-def _normalise(images: torch.Tensor) -> torch.Tensor:
+def _normalize(images: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(MEAN).view(1, 3, 1, 1) * 255
     std = torch.tensor(STD).view(1, 3, 1, 1) * 255
     return (images.float() - mean) / std
@@ -168,7 +168,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, workers: i
     for step, batch in enumerate(loader, start=start):
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
-        outputs = net(_normalise(batch["image"]))
+        outputs = net(_normalize(batch["image"]))
         losses = compute_losses(outputs, batch, cfg.hard_pixels)
         total = losses["sem"] + cfg.w_center * losses["center"] + cfg.w_offset * losses["offset"]
         opt.zero_grad(set_to_none=True)
