@@ -274,3 +274,11 @@ def test_models_lists_the_default_models_measured_pq_marked(capsys):
     assert any(line.startswith("* measured on 14 held-out synthetic clips") for line in out)
     oracle = next(line for line in out if line.startswith("oracle "))
     assert "*" not in oracle.split()[2]
+
+
+def test_a_mirror_without_the_repository_is_one_line_naming_it(hub):
+    with pytest.raises(ModelError) as err:
+        fetch_hf_snapshot(DETR.weights, DETR.name)
+    msg = str(err.value)
+    assert "\n" not in msg and f"the download from {hub.url} failed" in msg and "RepositoryNotFound" in msg
+    assert "vpanoptic models import DIR" in msg

@@ -23,6 +23,7 @@ Nothing is ever unpickled: ``.safetensors`` files are read with safetensors and 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import sys
@@ -220,9 +221,14 @@ def route_hint(model: str) -> str:
     )
 
 
-def _offline_error(source: WeightSource, cache: Path, model: str, reason: str | None = None) -> ModelError:
+def _offline_error(
+    source: WeightSource, cache: Path, model: str, reason: str | None = None, *, reached: bool = False
+) -> ModelError:
     where = url_of(source) if source.kind == "url" else hf_endpoint()
-    why = f"{where} cannot be reached ({reason})" if reason else f"downloads from {where} are off ({OFFLINE_ENV})"
+    if reason is None:
+        why = f"downloads from {where} are off ({OFFLINE_ENV})"
+    else:
+        why = f"the download from {where} failed ({reason})" if reached else f"{where} cannot be reached ({reason})"
     return ModelError(
         f"model {model!r} needs weights file {source.filename}, not cached in {cache}, and {why}: {route_hint(model)}"
     )
@@ -266,7 +272,13 @@ def fetch_url_weights(source: WeightSource, model: str, cache: Path | None = Non
 
 
 def download_file(
-    url: str, dest: Path, *, sha256_prefix: str | None = None, attempts: int = 4, timeout: float = 30.0
+    url: str,
+    dest: Path,
+    *,
+    sha256_prefix: str | None = None,
+    attempts: int = 4,
+    timeout: float = 30.0,
+    progress: bool = True,
 ) -> None:
     """Download `url` to `dest` through a temporary file beside it, resuming after a cut connection.
 
@@ -274,6 +286,8 @@ def download_file(
     `ModelError` is raised and nothing is left behind. A connection that breaks is resumed
     with an HTTP ``Range`` request, up to `attempts` tries (the count restarts whenever bytes arrive).
     """
+    from tqdm import tqdm
+
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.incomplete")
     failure: Exception | None = None
     try:
@@ -294,14 +308,17 @@ def download_file(
                         length = resp.headers.get("Content-Length")
                         if length is not None:
                             total = fh.tell() + int(length)
-                        while block := resp.read(1 << 20):
-                            fh.write(block)
-                            tries = attempts
+                        with tqdm(total=total, initial=fh.tell(), unit="B", unit_scale=True, desc=dest.name,
+                                  disable=not progress, leave=False) as bar:
+                            while block := resp.read(1 << 20):
+                                fh.write(block)
+                                bar.update(len(block))
+                                tries = attempts
                     if total is None or fh.tell() >= total:
                         break
                 except urllib.error.HTTPError as exc:
                     raise ModelError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
-                except (OSError, ValueError) as exc:  # cut connection, timeout, IncompleteRead
+                except (OSError, ValueError, http.client.HTTPException) as exc:  # cut connection, timeout
                     failure = exc
                     time.sleep(0.5)
             else:
@@ -349,7 +366,7 @@ def fetch_hf_snapshot(source: WeightSource, model: str, cache: Path | None = Non
             continue
         except Exception as exc:  # refused, cut off for good, not a hub: one line with the route
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-            raise _offline_error(source, cache, model, f"{type(exc).__name__}: {first}") from None
+            raise _offline_error(source, cache, model, f"{type(exc).__name__}: {first}", reached=True) from None
         snap = Path(paths[0]).parent
         try:
             _verify_hf_blobs(snap, files)
