@@ -36,17 +36,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     action = getattr(args, "action", None)
     if action == "fetch":
-        from ..models.hub.portable import export_weights, fetch_weights
+        from ..models.hub.portable import export_weights, fetch_weights, source_of
+        from ..models.registry import get_entry
 
+        source = source_of(args.name, get_entry(args.name).spec)
         if args.to:
-            print(f"{args.name}: portable folder {export_weights(args.name, args.to)}")
+            print(f"{args.name}: portable folder {export_weights(args.name, source, args.to)}")
         else:
-            print(f"{args.name}: cached in {fetch_weights(args.name)}")
+            print(f"{args.name}: cached in {fetch_weights(args.name, source)}")
         return 0
     if action == "import":
         from ..models.hub.portable import import_weights
+        from ..models.registry import get_entry
 
-        for name, path in import_weights(args.folder):
+        for name, path in import_weights(args.folder, lambda name: get_entry(name).spec):
             print(f"{name}: imported into {path}")
         return 0
     return _list()

@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from .weight_cache import (
     verify_file,
 )
 
-__all__ = ["FORMAT", "MANIFEST", "export_weights", "fetch_weights", "import_weights", "read_manifest"]
+__all__ = ["FORMAT", "MANIFEST", "export_weights", "fetch_weights", "import_weights", "read_manifest", "source_of"]
 
 MANIFEST = "manifest.json"
 FORMAT = "vpanoptic-weights"
@@ -50,27 +51,23 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _source_of(name: str) -> WeightSource:
-    from ..registry import get_entry
-
-    spec = get_entry(name).spec
+def source_of(name: str, spec: Any) -> WeightSource:
+    """The published weights of model `name`, from its registry entry's `spec` (`ModelError` when it has none)."""
     source = getattr(spec, "weights", None)
-    if source is None:
+    if not isinstance(source, WeightSource):
         raise ModelError(f"model {name!r} has no published weights to fetch (it needs none, or your own --weights)")
     return source
 
 
-def fetch_weights(name: str) -> Path:
-    """Download the published weights of model `name` into the standard cache; the cached file or folder."""
-    source = _source_of(name)
+def fetch_weights(name: str, source: WeightSource) -> Path:
+    """Download the published weights `source` of model `name` into the standard cache; the cached file or folder."""
     if source.kind == "url":
         return fetch_url_weights(source, name)
     return fetch_hf_snapshot(source, name)
 
 
-def export_weights(name: str, to: str | Path) -> Path:
+def export_weights(name: str, source: WeightSource, to: str | Path) -> Path:
     """Write the portable folder ``to/NAME`` of model `name` (from the cache, or downloaded without touching it)."""
-    source = _source_of(name)
     root = Path(to).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{name}.", dir=root) as tmp:
@@ -145,9 +142,10 @@ def _portable_folders(folder: Path) -> list[Path]:
     return found
 
 
-def import_weights(folder: str | Path) -> list[tuple[str, Path]]:
+def import_weights(folder: str | Path, spec_of: Callable[[str], Any]) -> list[tuple[str, Path]]:
     """Place the portable folder(s) in `folder` (one ``NAME/`` or a ``--to`` root of several) into the caches.
 
+    spec_of: model name → its registry entry's spec (whose ``weights`` the manifest must match).
     Every file is checked first; a folder with a bad file is refused whole. Returns (model, cached path) pairs.
     """
     root = Path(folder).expanduser()
@@ -158,7 +156,7 @@ def import_weights(folder: str | Path) -> list[tuple[str, Path]]:
         manifest = read_manifest(sub)
         _check_files(sub, manifest)
         name = str(manifest.get("model"))
-        _check_model(name, manifest)
+        _check_model(source_of(name, spec_of(name)), name, manifest)
         done.append((name, _place_url(sub, manifest) if manifest["kind"] == "url" else _place_hf(sub, manifest)))
     return done
 
@@ -172,9 +170,8 @@ def _check_files(folder: Path, manifest: dict[str, Any]) -> None:
             raise ModelError(f"{path} does not match its sha256 in {MANIFEST} (damaged or altered); nothing imported")
 
 
-def _check_model(name: str, manifest: dict[str, Any]) -> None:
-    """The manifest must describe the weights the registered model `name` loads."""
-    source = _source_of(name)
+def _check_model(source: WeightSource, name: str, manifest: dict[str, Any]) -> None:
+    """The manifest must describe the weights `source` that the registered model `name` loads."""
     if (source.kind, source.location) != (manifest["kind"], manifest["location"]):
         raise ModelError(
             f"{MANIFEST} holds weights {manifest['location']}, but model {name!r} loads {source.location}"
