@@ -282,3 +282,16 @@ def test_a_mirror_without_the_repository_is_one_line_naming_it(hub):
     msg = str(err.value)
     assert "\n" not in msg and f"the download from {hub.url} failed" in msg and "RepositoryNotFound" in msg
     assert "vpanoptic models import DIR" in msg
+
+
+@pytest.mark.parametrize("mirror", ["http://m.example/tv/models", "http://m.example/tv/models/"])
+def test_torchvision_mirror_keeps_the_file_name_and_leaves_other_urls(monkeypatch, mirror):
+    from vpanoptic.models.hub.weight_cache import url_of
+
+    source = SPECS["maskrcnn-v2-coco"].weights
+    monkeypatch.delenv("VPANOPTIC_TORCHVISION_URL", raising=False)
+    assert url_of(source) == source.location
+    monkeypatch.setenv("VPANOPTIC_TORCHVISION_URL", mirror)
+    assert url_of(source) == "http://m.example/tv/models/maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth"
+    other = WeightSource("url", "https://example.org/weights/net-0123abcd.pth")
+    assert url_of(other) == other.location
