@@ -71,7 +71,9 @@ def test_offline_without_cache_hf(tmp_path):
     msg = str(err.value)
     assert "\n" not in msg
     assert "facebook/mask2former-swin-tiny-cityscapes-panoptic/model.safetensors" in msg
-    assert str(tmp_path / "hf" / "hub") in msg and "hf download facebook/mask2former-swin-tiny-cityscapes-panoptic" in msg
+    assert str(tmp_path / "hf" / "hub") in msg
+    assert "vpanoptic models fetch mask2former-swin-t-cityscapes --to DIR" in msg
+    assert "vpanoptic models import DIR" in msg and "--weights" in msg and "copy it into" not in msg
 
 
 def test_cli_offline_error_is_one_line_and_exit_2(clip, tmp_path, capsys):

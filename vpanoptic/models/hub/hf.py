@@ -103,8 +103,12 @@ def _weights_folder(spec: ModelSpec, weights: str | None) -> Path:
 
 def load_hf_network(spec: ModelSpec, weights: str | None) -> torch.nn.Module:
     """The network of `spec` with weights from `weights` (a hub-layout folder) or the hub cache."""
+    import importlib.util
+
+    if importlib.util.find_spec("transformers") is None:  # the missing extra first, without the slow import
+        require_transformers(spec.name)
+    folder = _weights_folder(spec, weights)  # offline is known before transformers loads (seconds)
     cls = _network_class(spec)
-    folder = _weights_folder(spec, weights)
     import transformers
 
     verbosity = transformers.logging.get_verbosity()
