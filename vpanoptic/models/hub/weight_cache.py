@@ -148,7 +148,8 @@ def probe(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
             reason = getattr(exc, "reason", exc)
             result.append(str(reason) or type(exc).__name__)
 
-    thread = threading.Thread(target=head, daemon=True, name="vpanoptic-probe")
+    # Not a pipeline thread: it may outlive this call by up to a socket timeout.
+    thread = threading.Thread(target=head, daemon=True, name="weights-endpoint-probe")
     thread.start()
     thread.join(timeout + 0.5)
     return result[0] if result else f"no answer within {timeout:g} s"
