@@ -178,10 +178,3 @@ def run_recipe(recipe: str, out: str | Path, *, log: Callable[[str], None] = _lo
             train_streetnet(target, **{**options, **DEFAULT_HYPERPARAMETERS, "init": previous, **stage}, log=log)
         previous = str(target)
 
-
-if __name__ == "__main__":  # python -m vpanoptic.train ... = vpanoptic train ...
-    import sys
-
-    from .cli import main
-
-    sys.exit(main(["train", *sys.argv[1:]]))
