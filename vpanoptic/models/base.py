@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -14,12 +14,20 @@ class PanopticModel(abc.ABC):
     """A per-frame panoptic segmenter.
 
     Subclasses set `meta` (the dataset their category ids belong to) and `device`, and
-    implement `predict`. Id maps may stay on `device` (torch int32); the pipeline moves
+    implement `predict`; they may append to `warnings` (and log each message once on the
+    ``vpanoptic`` logger). Id maps may stay on `device` (torch int32); the pipeline moves
     them to the host once, at the sink boundary. Models are used from one thread.
     """
 
     meta: DatasetMeta
     device: torch.device
+
+    @property
+    def warnings(self) -> list[str]:
+        """One-line messages about this model's output that the user must see (e.g. footage
+        outside what the model knows), each added once; the job copies them into ``summary.json``.
+        Empty by default; a per-instance list, created on first use."""
+        return self.__dict__.setdefault("_warnings", [])
 
     @abc.abstractmethod
     def predict(self, frames: Sequence[Frame]) -> list[PanopticFrame]:
@@ -29,7 +37,7 @@ class PanopticModel(abc.ABC):
         models that track themselves.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a hook: nothing to release by default)
         """Release resources (files, GPU memory). Called once when the pipeline ends."""
 
     def __enter__(self):

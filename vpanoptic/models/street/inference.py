@@ -15,11 +15,15 @@ Options (``--set model.options.KEY=VALUE``):
     amp: float16 autocast on CUDA (ignored on CPU).
     center_threshold, nms_kernel, max_instances, min_instance_area: see `GroupingParams`
         (default: the checkpoint's "grouping" metadata, else `GroupingParams`' defaults).
+
+On its first frames the model checks that the footage is inside the synthetic world it knows
+(`domain.DomainCheck`, with the threshold stored in the checkpoint) and, when it is not, adds
+one warning to `warnings` naming the models for real footage.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -32,10 +36,13 @@ from ...types import Frame, PanopticFrame
 from ..base import PanopticModel
 from ..entry import ModelEntry
 from .checkpoint import default_weights_path, load_checkpoint
+from .domain import DomainCheck, DomainReference
 from .grouping import GroupingParams, group_panoptic, labels_to_segments, resize_labels
 from .network import StreetNet, StreetNetConfig, fold_batchnorm
 
 __all__ = ["BACKENDS", "Predictor", "StreetModel", "parse_size"]
+
+DEFAULT_GROUPING = GroupingParams()  # the grouping thresholds when neither options nor checkpoint set them
 
 # How the network runs: eager PyTorch, ONNX Runtime (CPU; the `onnx` extra), torch.compile.
 BACKENDS = ("torch", "onnx", "compile")
@@ -67,7 +74,7 @@ class Predictor:
     """
 
     def __init__(self, net: StreetNet, meta: dict, device: torch.device, *, input_size: tuple[int, int],
-                 output_scale: float = 1.0, params: GroupingParams = GroupingParams(),
+                 output_scale: float = 1.0, params: GroupingParams = DEFAULT_GROUPING,
                  channels_last: bool = False, amp: bool = True, backend: str = "torch"):
         if not 0 < output_scale <= 1:
             raise ModelError(f"output_scale is {output_scale}; expected 0 < x <= 1")
@@ -89,7 +96,9 @@ class Predictor:
         self.mean = torch.tensor(meta["mean"], device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(meta["std"], device=device).view(1, 3, 1, 1) * 255
         self.backend = backend
-        self._forward = self.net
+        # Called with the semantic logits (B, K, h, w) of every batch (`StreetModel`'s domain check).
+        self.observer: Callable[[torch.Tensor], None] | None = None
+        self._forward: Callable[[torch.Tensor], tuple[torch.Tensor, ...]] = self.net
         if backend == "onnx":
             self._forward = _onnx_forward(self.net, input_size)
         elif backend == "compile":
@@ -124,12 +133,21 @@ class Predictor:
         x = self.preprocess(images)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
             sem, center, offset = self._forward(x)
+        if self.observer is not None:
+            self.observer(sem)
         out = []
         for i in range(len(images)):
             labels, scores, m1 = group_panoptic(sem[i].float(), center[i].float(), offset[i].float(), work,
                                                 self.thing_mask, self.params, frame_size=(height, width))
             out.append((labels, scores, m1))
         return out
+
+    @torch.inference_mode()
+    def semantic_logits(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """``(H, W, 3) uint8`` RGB images (same size) → ``(B, K, h, w)`` float semantic logits at stride 4."""
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+            sem = self._forward(self.preprocess(images))[0]
+        return sem.float()
 
     def semantic_instance(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """STEP-style ``(semantic train ids, instance ids)`` numpy maps per image (for evaluation)."""
@@ -157,8 +175,8 @@ def _onnx_forward(net: StreetNet, input_size: tuple[int, int]):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(net.float().cpu(), (torch.zeros(1, 3, h, w),), buf, input_names=["image"],
-                              output_names=["semantic", "center", "offset"], opset_version=17,
+            torch.onnx.export(net.float().cpu(), (torch.zeros(1, 3, h, w),), buf,  # type: ignore[arg-type]
+                              input_names=["image"], output_names=["semantic", "center", "offset"], opset_version=17,
                               dynamic_axes={"image": {0: "batch"}}, dynamo=False)
         except ImportError:
             raise ModelError("backend=onnx needs the onnx package: pip install 'vpanoptic[onnx]'") from None
@@ -211,6 +229,11 @@ class StreetModel(PanopticModel):
         self.predictor = Predictor(fold_batchnorm(net), self.checkpoint_meta, self.device, input_size=size,
                                    output_scale=float(output_scale), params=params, backend=str(backend),
                                    channels_last=bool(channels_last), amp=bool(amp))
+        reference = DomainReference.from_meta(self.checkpoint_meta)
+        # None: a checkpoint without a calibrated reference (see `domain.calibrate`) is not checked.
+        self.domain = DomainCheck(reference, self.warnings) if reference is not None else None
+        if self.domain is not None:
+            self.predictor.observer = self.domain.observe
 
     def predict(self, frames: Sequence[Frame]) -> list[PanopticFrame]:
         out: list[PanopticFrame] = []
