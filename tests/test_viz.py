@@ -12,7 +12,7 @@ import torch
 
 from vpanoptic.datasets import KITTI_STEP
 from vpanoptic.types import Frame, PanopticFrame
-from vpanoptic.viz import overlay, segment_colors, track_color, track_colors
+from vpanoptic.viz import label_layout, overlay, segment_colors, track_color, track_colors
 
 CAR, PERSON, ROAD, SKY = 13, 11, 0, 10
 
@@ -184,3 +184,60 @@ def test_small_things_get_no_label():
     assert not changed[:40, 100:].any()  # nothing written near the tiny car
     every = overlay(pf, labels=True, min_label_fraction=0)
     assert np.any(every != plain, axis=2)[:40, 100:].any()
+
+
+def distant_cars() -> PanopticFrame:
+    """640×360: a big car in front and sixteen small cars (10×8) side by side on the horizon, 2 px apart."""
+    sem = np.full((360, 640), ROAD, np.int32)
+    sem[:150] = SKY
+    inst = np.zeros((360, 640), np.int32)
+    sem[220:340, 200:460], inst[220:340, 200:460] = CAR, 1
+    for j in range(16):
+        x = 150 + j * 10
+        sem[150:160, x:x + 8], inst[150:160, x:x + 8] = CAR, 20 + j
+    frame = Frame(0, 0, 0.0, 0.0, np.full((360, 640, 3), 90, np.uint8))
+    return PanopticFrame.from_labels(frame, sem, inst, KITTI_STEP)
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_labels_of_nearby_small_things_do_not_overlap():
+    pf = distant_cars()
+    layout = label_layout(pf, min_label_fraction=0)
+    # The scene is crowded: each label is wider than three cars.
+    assert all(lab.box[2] - lab.box[0] > 30 for lab in layout)
+    boxes = [lab.box for lab in layout]
+    assert all(not _overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert all(0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 360 for x0, y0, x1, y1 in boxes)
+    # The big car comes first, at its top-left corner; some small cars still get a label
+    # (inside, above or below their car), each beside its own car; the others none.
+    big = int(np.flatnonzero(pf.track_ids == 1)[0])
+    assert layout[0].segment == big and layout[0].text == "car 1" and layout[0].box[:2] == (200, 220)
+    small = layout[1:]
+    assert 2 <= len(small) < 16
+    for lab in small:
+        track = int(pf.track_ids[lab.segment])
+        assert lab.text == f"car {track}"
+        car_x = 150 + (track - 20) * 10
+        assert lab.box[0] <= car_x + 8 and lab.box[2] >= car_x  # overlaps its car's columns
+        assert lab.box[3] >= 150 and lab.box[1] <= 160  # touches its car's rows
+    # Drawing stays inside the boxes of the layout.
+    changed = np.any(overlay(pf, min_label_fraction=0) != overlay(pf, labels=False), axis=2)
+    inside = np.zeros_like(changed)
+    for x0, y0, x1, y1 in boxes:
+        inside[y0:y1, x0:x1] = True
+    assert changed.any() and not (changed & ~inside).any()
+    for x0, y0, x1, y1 in boxes:
+        assert changed[y0:y1, x0:x1].any()
+
+
+def test_label_layout_edge_cases():
+    pf = distant_cars()
+    assert label_layout(pf[~pf.is_thing]) == []
+    assert label_layout(pf[np.zeros(len(pf), bool)]) == []
+    # The default size threshold (0.1 % of the frame) leaves the 80-pixel distant cars out.
+    assert [lab.text for lab in label_layout(pf)] == ["car 1"]
+    tiny = make_frame(12, 16)  # a label larger than the frame is not drawn
+    assert label_layout(tiny, min_label_fraction=0) == []

@@ -6,6 +6,8 @@ The public API, imported on first use (``import vpanoptic`` alone does not load 
     summary = vpanoptic.run_video("clip.mp4", "out/", cfg)       # the `run` command
     vpanoptic.run_live("webcam:0", cfg)                          # `live`
     vpanoptic.run_batch("videos/", "out/", cfg, workers=2)       # `batch`
+    for result in vpanoptic.stream("clip.mp4", max_frames=100):  # results as they come
+        print(result.frame.index, result.track_ids)
     with vpanoptic.build_job("clip.mp4", cfg, sinks=[my_sink]) as job:   # your own sinks
         job.run()
 
@@ -32,6 +34,8 @@ _LAZY = {
     "Job": "job",
     "build_job": "job",
     "run_video": "job",
+    "Stream": "stream",
+    "stream": "stream",
     "run_live": "live",
     "run_batch": "batch",
     "load_spec": "experiment",
@@ -50,6 +54,8 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from .job import build_job as build_job
     from .job import run_video as run_video
     from .live import run_live as run_live
+    from .stream import Stream as Stream
+    from .stream import stream as stream
     from .types import Category as Category
     from .types import DatasetMeta as DatasetMeta
     from .types import Frame as Frame

@@ -67,8 +67,13 @@ MOTCHALLENGE_STEP = DatasetMeta(
 
 
 def _load_categories(file_name: str) -> tuple[Category, ...]:
-    """Categories from a JSON list of ``{"id", "name", "isthing", "color"}`` in vpanoptic/data."""
-    text = resources.files("vpanoptic").joinpath("data", file_name).read_text(encoding="utf-8")
+    """Categories from a JSON list of ``{"id", "name", "isthing", "color"}`` in vpanoptic/data.
+
+    Looked up through the regular package `vpanoptic.data`, one name at a time: a folder named
+    ``vpanoptic`` in the working directory (a clone's top folder) can make `vpanoptic` itself
+    a namespace package, whose `MultiplexedPath` takes one name per join on Python < 3.12.
+    """
+    text = (resources.files("vpanoptic.data") / file_name).read_text(encoding="utf-8")
     return tuple(
         Category(int(c["id"]), str(c["name"]), bool(c["isthing"]), tuple(c["color"])) for c in json.loads(text)
     )

@@ -13,9 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    import supervision
+
+INSTALL_SUPERVISION = "pip install 'vpanoptic[supervision]'"
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -356,6 +362,42 @@ class PanopticFrame:
             inst = np.where(self.is_thing, self.segment_ids, 0)
         inst_lut[self.segment_ids] = inst
         return sem_lut[id_map], inst_lut[id_map]
+
+    def to_supervision(self, stuff: bool = False) -> supervision.Detections:
+        """The segments as a `supervision.Detections`, for supervision's annotators and tools.
+
+        Things only by default (stuff has no box worth drawing); ``stuff=True`` keeps every
+        segment. For the K segments kept, in order:
+
+        - ``mask``: ``(K, H, W) bool``; ``xyxy``: ``(K, 4) float32`` pixel bounds of each mask
+          (supervision's inclusive convention; all zeros for an empty mask);
+        - ``class_id``: ``(K,) int`` category ids of `meta`; ``confidence``: ``(K,) float32``;
+        - ``tracker_id``: ``(K,) int`` track ids (-1: stuff, or a thing not tracked);
+        - ``data``: ``class_name`` ``(K,) str`` (what `sv.LabelAnnotator` writes),
+          ``segment_id`` ``(K,) int32``, ``is_thing`` ``(K,) bool``.
+
+        Needs the optional extra: ``pip install 'vpanoptic[supervision]'``.
+        """
+        try:
+            import supervision as sv
+        except ModuleNotFoundError:
+            raise ImportError(f"to_supervision() needs supervision: {INSTALL_SUPERVISION}") from None
+        kept = self if stuff else self[self.is_thing]
+        id_map = kept.id_map_numpy()
+        masks = id_map[None, :, :] == kept.segment_ids[:, None, None]  # [K, H, W]
+        data: dict[str, Any] = {
+            "class_name": np.array([self.meta.category(c).name for c in kept.category_ids], dtype=str),
+            "segment_id": kept.segment_ids.copy(),
+            "is_thing": kept.is_thing.copy(),
+        }
+        return sv.Detections(
+            xyxy=sv.mask_to_xyxy(masks).astype(np.float32).reshape(-1, 4),
+            mask=masks,
+            confidence=kept.scores.copy(),
+            class_id=kept.category_ids.astype(int),
+            tracker_id=kept.track_ids.astype(int),
+            data=data,
+        )
 
     def segments(self) -> Iterable[dict]:
         """Per-segment records (id, category, is_thing, score, track id); no pixel statistics."""

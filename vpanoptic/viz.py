@@ -10,13 +10,15 @@ blend is one `cv2.addWeighted`, contours are id changes between 4-neighbours.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
 from .sinks.stats import segment_stats
 from .types import PanopticFrame
 
-__all__ = ["overlay", "segment_colors", "track_color", "track_colors"]
+__all__ = ["Label", "label_layout", "overlay", "segment_colors", "track_color", "track_colors"]
 
 # Golden-ratio conjugate: hue steps of 0.618... turns keep consecutive ids far apart on the
 # colour wheel and never repeat exactly (the sequence is equidistributed).
@@ -144,20 +146,72 @@ def overlay(
         edge &= thing_lut[index]
         np.copyto(out, paint, where=edge[..., None])
 
-    # 4. Labels at each visible thing's top-left corner.
+    # 4. Labels, placed so that none covers another.
     if labels:
-        areas, boxes = segment_stats(index, things + 1)
-        scale = max(0.4, min(image.shape[:2]) / 720.0 * 0.6)  # 0.6 at 720p
-        thickness = 1 if scale < 0.6 else 2
-        min_area = max(1.0, min_label_fraction * index.size)
-        for k in np.flatnonzero(areas >= min_area):
-            i = things[k]
-            name = pf.meta.category(int(pf.category_ids[i])).name
-            track = int(pf.track_ids[i])
-            text = f"{name} {track}" if track > 0 else name
-            x, y = int(boxes[k, 0]), int(boxes[k, 1])
-            _put_label(out, text, x, y, scale=scale, thickness=thickness)
+        for label in _layout(pf, index, things, min_label_fraction):
+            _put_label(out, label)
     return out
+
+
+class Label(NamedTuple):
+    """A label as `overlay` draws it: `text` with its baseline starting at `origin` (x, y);
+    it covers the pixels of `box` ``(x0, y0, x1, y1)`` (x1, y1 exclusive), outline included.
+    `segment` is the thing's position in the frame's segment arrays."""
+
+    text: str
+    origin: tuple[int, int]
+    box: tuple[int, int, int, int]
+    segment: int
+    scale: float
+    thickness: int
+
+
+def label_layout(pf: PanopticFrame, *, min_label_fraction: float = 0.001) -> list[Label]:
+    """The labels `overlay` draws on `pf`, largest thing first; no two boxes intersect.
+
+    Each thing of at least `min_label_fraction` of the frame gets a "name track" label at
+    the first free place among: inside its top-left corner, above it, below it, inside its
+    top-right corner (kept inside the frame). A label that would cover one placed before
+    (a larger thing's) is left out: distant, crowded objects share the room, and every
+    label drawn stays readable.
+    """
+    id_map = pf.id_map_numpy()
+    if len(pf) == 0:
+        return []
+    return _layout(pf, _dense_index(id_map, pf.segment_ids), np.flatnonzero(pf.is_thing), min_label_fraction)
+
+
+def _layout(pf: PanopticFrame, index: np.ndarray, things: np.ndarray, min_label_fraction: float) -> list[Label]:
+    if things.size == 0:
+        return []
+    height, width = index.shape
+    areas, boxes = segment_stats(index, things + 1)  # boxes [x, y, w, h]
+    scale = max(0.4, min(height, width) / 720.0 * 0.6)  # 0.6 at 720p
+    thickness = 1 if scale < 0.6 else 2
+    pad = thickness // 2 + 2  # the dark outline is thickness + 2 wide, centred on the strokes
+    min_area = max(1.0, min_label_fraction * index.size)
+    placed: list[Label] = []
+    for k in sorted(np.flatnonzero(areas >= min_area), key=lambda k: (-areas[k], k)):
+        i = int(things[k])
+        name = pf.meta.category(int(pf.category_ids[i])).name
+        track = int(pf.track_ids[i])
+        text = f"{name} {track}" if track > 0 else name
+        (tw, th), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
+        w, h = tw + 2 * pad, th + baseline + 2 * pad
+        if w > width or h > height:
+            continue
+        x, y, bw, bh = (int(v) for v in boxes[k])
+        for cx, cy in ((x, y), (x, y - h), (x, y + bh), (x + bw - w, y)):
+            cx, cy = min(max(cx, 0), width - w), min(max(cy, 0), height - h)
+            box = (cx, cy, cx + w, cy + h)
+            if not any(_intersect(box, other.box) for other in placed):
+                placed.append(Label(text, (cx + pad, cy + pad + th), box, i, scale, thickness))
+                break
+    return placed
+
+
+def _intersect(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _dense_index(id_map: np.ndarray, segment_ids: np.ndarray) -> np.ndarray:
@@ -175,14 +229,13 @@ def _dense_index(id_map: np.ndarray, segment_ids: np.ndarray) -> np.ndarray:
     return np.where(sorted_ids[pos] == id_map, order[pos] + 1, 0).astype(np.int32)
 
 
-def _put_label(image: np.ndarray, text: str, x: int, y: int, *, scale: float, thickness: int) -> None:
-    """Write `text` with its top-left corner near (x, y), kept inside `image`, in place."""
-    (tw, th), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
-    pad = thickness + 1
-    height, width = image.shape[:2]
-    x = int(min(max(x + pad, pad), max(width - tw - pad, pad)))
-    y = int(min(max(y + th + pad, th + pad), max(height - baseline - pad, th + pad)))
+def _put_label(image: np.ndarray, label: Label) -> None:
+    """Write `label` into `image` (in place): white text with a dark outline."""
     # Anti-aliasing blurs small text into the outline: crisp 8-connected strokes below 0.6.
-    line = cv2.LINE_AA if scale >= 0.6 else cv2.LINE_8
-    cv2.putText(image, text, (x, y), _FONT, scale, (0, 0, 0), thickness + 2, line)
-    cv2.putText(image, text, (x, y), _FONT, scale, (255, 255, 255), thickness, line)
+    line = cv2.LINE_AA if label.scale >= 0.6 else cv2.LINE_8
+    x0, y0, x1, y1 = label.box
+    x, y = label.origin
+    # Drawn into the label's own box: nothing outside it changes, even where a stroke overshoots.
+    view = image[y0:y1, x0:x1]
+    cv2.putText(view, label.text, (x - x0, y - y0), _FONT, label.scale, (0, 0, 0), label.thickness + 2, line)
+    cv2.putText(view, label.text, (x - x0, y - y0), _FONT, label.scale, (255, 255, 255), label.thickness, line)

@@ -36,7 +36,8 @@ class CocoPanopticSink(Sink):
     ``{index:06d}.png``. `annotations`: ``image_id``, ``file_name`` (the PNG under
     ``panoptic/``) and ``segments_info`` with ``id`` (the frame's segment id, as in the PNG),
     ``category_id``, ``iscrowd`` (0), ``bbox`` ``[x, y, w, h]``, ``area``, plus ``track_id``
-    (-1 for stuff and untracked things) and ``score``. Segments with no pixels are left out
+    (-1 for stuff and untracked things: track ids start at 1, and the KITTI-STEP PNGs write
+    these as instance 0) and ``score``. Segments with no pixels are left out
     (panopticapi requires every listed segment to appear in the PNG). `categories`: every
     category of the metadata with ``id``, ``name``, ``isthing`` (0/1), ``color``.
 

@@ -21,7 +21,8 @@ def frame_record(pf: PanopticFrame) -> dict:
     ``{"frame", "time", "pts", "width", "height", "segments": [{"id", "category_id",
     "category", "isthing", "track_id", "score", "area", "bbox": [x, y, w, h]}]}``; every
     listed segment is included, with area 0 and bbox ``[0, 0, 0, 0]`` if it has no pixels.
-`track_id` is -1 for stuff and untracked things; a non-finite time or score becomes null.
+    `track_id` is -1 for stuff and untracked things (track ids start at 1; the KITTI-STEP
+    PNGs write these as instance 0); a non-finite time or score becomes null.
     """
     areas, bboxes = segment_stats(pf.id_map_numpy(), pf.segment_ids)
     meta = pf.meta

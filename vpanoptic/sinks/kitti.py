@@ -16,7 +16,9 @@ class KittiStepSink(Sink):
     """Writes ``out_dir/{frame.index:06d}.png`` per frame in the KITTI-STEP format.
 
     R = category id (void → `meta.void_id`), G * 256 + B = track id for tracked things and
-    0 for stuff, untracked things and void (`PanopticFrame.to_labels("track")`). Each file is
+    0 for stuff, untracked things and void (`PanopticFrame.to_labels("track")`): KITTI-STEP's
+    "no instance", where the JSON outputs write -1 (a PNG channel has no negative values;
+    track ids start at 1). Each file is
     written atomically (temporary name, then rename), so a crash never leaves half a PNG.
 
     Args:

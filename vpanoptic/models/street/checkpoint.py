@@ -32,8 +32,12 @@ _REQUIRED = ("format", "config", "meta", "state_dict")
 
 
 def default_weights_path() -> Path:
-    """The checkpoint shipped inside the package."""
-    return Path(str(resources.files("vpanoptic.models").joinpath("weights", DEFAULT_WEIGHTS)))
+    """The checkpoint shipped inside the package (a file on disk: packages are installed unzipped).
+
+    Anchored on the regular package `vpanoptic.models`, joined one name at a time (see
+    `vpanoptic.datasets._load_categories`).
+    """
+    return Path(str(resources.files("vpanoptic.models") / "weights" / DEFAULT_WEIGHTS))
 
 
 def sha256_of(data: bytes) -> str:

@@ -1,0 +1,1 @@
+"""Package data: category tables (JSON). A regular package, so `importlib.resources` finds it from any folder."""
