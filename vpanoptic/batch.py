@@ -40,7 +40,7 @@ from pathlib import Path
 
 from .config import RunConfig
 from .errors import StageError, UserError
-from .outputs import PARTIAL_MARK, OutputError, check_target, staged_output, write_marker
+from .outputs import PARTIAL_MARK, OutputError, check_target, mark_folder, staged_output
 from .runtime import MAX_DEFAULT_THREADS, RESERVED_CORES, available_cores  # no torch import
 
 __all__ = ["VIDEO_EXTENSIONS", "find_videos", "report_line", "run_batch", "threads_per_worker"]
@@ -211,11 +211,7 @@ def run_batch(
         raise UserError(f"no videos in {input_dir}" + (f" match {glob!r}" if glob else
                         f" (extensions {', '.join(sorted(VIDEO_EXTENSIONS))}; use --glob)"))
     check_target(output_dir, overwrite=overwrite, replace=False)
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        write_marker(output_dir, "batch")  # a batch killed before its report is still recognised
-    except OSError as exc:
-        raise OutputError(f"cannot write to {output_dir}: {exc.strerror or exc}") from None
+    mark_folder(output_dir, "batch")  # now: a batch killed before its report is still recognised
     clean_partials(output_dir)
     finals = [output_dir / name for name in output_names(videos)]
     rows: dict[int, dict] = {}

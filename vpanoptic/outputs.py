@@ -34,8 +34,8 @@ from pathlib import Path
 
 from .errors import UserError
 
-__all__ = ["MARKER", "PARTIAL_MARK", "OutputError", "check_target", "is_vpanoptic_output", "staged_file",
-           "staged_output", "write_marker"]
+__all__ = ["MARKER", "PARTIAL_MARK", "OutputError", "check_target", "is_vpanoptic_output", "mark_folder",
+           "staged_file", "staged_output", "write_failure", "write_marker"]
 
 #: Hidden file that marks a folder as written by vpanoptic (readers of the outputs skip dot-files).
 MARKER = ".vpanoptic.json"
@@ -78,6 +78,17 @@ def write_marker(folder: Path, command: str) -> None:
     (folder / MARKER).write_text(json.dumps({"tool": "vpanoptic", "version": __version__, "command": command}) + "\n")
 
 
+def mark_folder(folder: str | os.PathLike, command: str) -> None:
+    """Make `folder` (and its parents) and mark it as `command`'s output, for commands that add to
+    a folder instead of replacing it (`vpanoptic batch`). Raises `OutputError` if it cannot be written."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_marker(folder, command)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {os.fspath(folder)}: {_reason(exc, folder)}") from None
+
+
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
@@ -90,21 +101,35 @@ def check_target(target: str | os.PathLike, *, overwrite: bool = False, inputs: 
     (unless `overwrite`), or (when the command replaces it whole, `replace`) the current
     folder or one above it, or a folder holding one of the `inputs` that exist on disk.
     """
-    target = Path(os.path.abspath(target))
+    shown, target = os.fspath(target), Path(os.path.abspath(target))
     if target.exists() and not target.is_dir():
-        raise OutputError(f"output path exists and is not a folder: {target}")
+        raise OutputError(f"output path exists and is not a folder: {shown}")
     if replace:
         real = Path(os.path.realpath(target))
         if _inside(Path.cwd().resolve(), real):
-            raise OutputError(f"output folder {target} is the current folder or holds it; choose a new folder")
+            raise OutputError(f"output folder {shown} is the current folder or holds it; choose a new folder")
         for item in inputs:
             path = Path(os.path.realpath(item))
             if path.exists() and _inside(path, real):
-                raise OutputError(f"the input {item} is inside the output folder {target}; choose another folder")
+                raise OutputError(f"the input {os.fspath(item)} is inside the output folder {shown}; "
+                                  "choose another folder")
     if target.is_dir() and not overwrite and any(target.iterdir()) and not is_vpanoptic_output(target):
-        raise OutputError(f"{target} is not empty and holds no vpanoptic output; choose another folder "
+        raise OutputError(f"{shown} is not empty and holds no vpanoptic output; choose another folder "
                           "or add --overwrite to replace it")
     return target
+
+
+def _reason(exc: OSError, path: Path) -> str:
+    """Why `path` (or a folder above it) could not be made: `exc`'s words, or the file in the way."""
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        for above in path.parents:
+            if above.exists():
+                if not above.is_dir():
+                    return f"{above} is a file, not a folder"
+                break
+    if exc.errno == errno.ENOENT:
+        return f"folder {path.parent} does not exist"
+    return exc.strerror or str(exc)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -204,6 +229,7 @@ def staged_output(target: str | os.PathLike, *, command: str, overwrite: bool = 
     disk; the temporary folder is gone and the target untouched after any error that does
     not publish.
     """
+    shown = os.fspath(target)
     target = check_target(target, overwrite=overwrite, inputs=inputs)
     tmp = target.with_name(f".{target.name}{PARTIAL_MARK}{os.getpid()}")
     try:
@@ -214,7 +240,7 @@ def staged_output(target: str | os.PathLike, *, command: str, overwrite: bool = 
         write_marker(tmp, command)
     except OSError as exc:
         _remove(tmp)
-        raise OutputError(f"cannot write to {target}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write to {shown}: {_reason(exc, tmp)}") from None
     try:
         yield tmp
     except BaseException as exc:
@@ -226,13 +252,13 @@ def staged_output(target: str | os.PathLike, *, command: str, overwrite: bool = 
                 pass  # the original error says more; the target is as it was
         _remove(tmp)
         if reason is not None:
-            raise OutputError(f"cannot write to {target}: {reason} (nothing was changed there)") from exc
+            raise OutputError(f"cannot write to {shown}: {reason} (nothing was changed there)") from exc
         raise
     try:
         _publish(tmp, target)
     except OSError as exc:
         _remove(tmp)
-        raise OutputError(f"cannot write to {target}: {exc.strerror or exc} (nothing was changed there)") from None
+        raise OutputError(f"cannot write to {shown}: {exc.strerror or exc} (nothing was changed there)") from None
 
 
 @contextmanager
@@ -244,15 +270,15 @@ def staged_file(target: str | os.PathLike, *, keep_partial: bool = False) -> Ite
     `keep_partial`); otherwise it is removed and `target` left as it was. Raises
     `OutputError` (one line) for a missing or unwritable folder or a full disk.
     """
-    target = Path(os.path.abspath(target))
+    shown, target = os.fspath(target), Path(os.path.abspath(target))
     if target.is_dir():
-        raise OutputError(f"output path is a folder, expected a file: {target}")
+        raise OutputError(f"output path is a folder, expected a file: {shown}")
     try:
         fd, name = tempfile.mkstemp(prefix=f".{target.name}{PARTIAL_MARK}{os.getpid()}-", suffix=target.suffix,
                                     dir=target.parent)
         os.close(fd)
     except OSError as exc:
-        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write {shown}: {_reason(exc, target)}") from None
     tmp = Path(name)
     try:
         yield tmp
@@ -265,10 +291,10 @@ def staged_file(target: str | os.PathLike, *, keep_partial: bool = False) -> Ite
                 pass
         _remove(tmp)
         if reason is not None:
-            raise OutputError(f"cannot write {target}: {reason} (nothing was changed there)") from exc
+            raise OutputError(f"cannot write {shown}: {reason} (nothing was changed there)") from exc
         raise
     try:
         os.replace(tmp, target)
     except OSError as exc:
         _remove(tmp)
-        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write {shown}: {exc.strerror or exc}") from None
