@@ -362,3 +362,23 @@ def test_a_batch_rerun_with_nothing_to_do_says_so(videos, tmp_path, capsys):
     last = capsys.readouterr().out.splitlines()[-1]
     assert "2 already done; nothing left to do" in last and "None" not in last, last
 
+
+
+def test_an_interrupted_synth_leaves_the_earlier_sequence_and_says_so(tmp_path, capsys, monkeypatch):
+    import vpanoptic.synth.writer as writer_module
+
+    out = tmp_path / "seq"
+    assert main(["synth", str(out), "--frames", "2", "--size", "64x64", "--no-progress"]) == 0
+    before = snapshot(out)
+    real, calls = writer_module.write_kitti_step, []
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real(*args)
+
+    monkeypatch.setattr(writer_module, "write_kitti_step", interrupted)
+    assert main(["synth", str(out), "--frames", "5", "--size", "64x64", "--no-progress"]) == 130
+    assert capsys.readouterr().err.strip() == f"vpanoptic: interrupted; {out} was left as it was"
+    assert snapshot(out) == before and siblings(tmp_path) == ["seq"]

@@ -109,7 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         out = getattr(args, "output", None)
-        print(f"vpanoptic: interrupted{f'; outputs so far are in {out}' if out else ''}", file=sys.stderr)
+        if out and getattr(args, "keeps_partial_output", True):
+            print(f"vpanoptic: interrupted; outputs so far are in {out}", file=sys.stderr)
+        else:  # synth, track: the temporary folder is gone, the target as it was
+            print(f"vpanoptic: interrupted{f'; {out} was left as it was' if out else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         if previous is not None:

@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="things lower than this are crowd in the ground truth (default: KITTI's rule, "
                              "25/375 of the frame height; 0 = every object is an instance)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(keeps_partial_output=False)  # Ctrl-C: nothing of this run is published
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=10.0, help="frame rate for timestamps (default 10, KITTI)")
     add_config_flags(parser, "tracker", "threads", set_help="tracker option, e.g. max_lost_seconds=2")
     add_overwrite_flag(parser)
+    parser.set_defaults(keeps_partial_output=False)  # Ctrl-C: nothing of this run is published
     parser.set_defaults(set_prefix="tracker.")  # --set takes the tracker's keys alone
 
 
