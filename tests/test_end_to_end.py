@@ -259,7 +259,7 @@ def test_interrupt_leaves_playable_video_and_summary(long_clip, tmp_path, sig):
         stderr=subprocess.PIPE,
         text=True,
     )
-    jsonl = out / "segments.jsonl"
+    jsonl = tmp_path / f".out.partial-{proc.pid}" / "segments.jsonl"  # written beside out/ until the end
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (jsonl.exists() and len(jsonl.read_text().splitlines()) >= 5):
         time.sleep(0.05)
@@ -267,6 +267,7 @@ def test_interrupt_leaves_playable_video_and_summary(long_clip, tmp_path, sig):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "interrupted" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the interrupted run's folder replaced out/
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "interrupted" and 5 <= summary["frames"] < LONG_FRAMES
     assert decode_count(out / "video.mp4") == summary["frames"]

@@ -5,9 +5,12 @@
                           OUTPUT_DIR/batch_report.csv, batch_report.json
 
 - **Nothing half-written**: a video is processed into ``OUTPUT_DIR/.NAME.partial-PID`` and
-  renamed to ``OUTPUT_DIR/NAME`` only once complete. An output folder that exists is
-  therefore complete; a rerun skips it (``force`` redoes it) and deletes partial folders
-  left by an interrupted or killed run.
+  renamed to ``OUTPUT_DIR/NAME`` only once complete (`vpanoptic.outputs.staged_output`). An
+  output folder that exists is therefore complete; a rerun skips it (``force`` redoes it)
+  and deletes partial folders left by an interrupted or killed run. OUTPUT_DIR must be
+  empty, new or a batch's (``overwrite``: use it anyway, its other files left alone).
+- **A full disk stops the batch**: a video that cannot be written (no space, file-size
+  limit, read-only) ends the batch with an `OutputError`; the other files would fail too.
 - **The batch goes on**: a damaged or unreadable file is reported (``failed`` with the
   reason, or ``damaged`` when it was processed but packets were lost) and the next file
   starts. A worker process that dies is replaced; its file is retried once.
@@ -30,13 +33,14 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Callable
 
 from .config import RunConfig
 from .errors import StageError, UserError
+from .outputs import PARTIAL_MARK, OutputError, check_target, mark_folder, staged_output
 from .runtime import MAX_DEFAULT_THREADS, RESERVED_CORES, available_cores  # no torch import
 
 __all__ = ["VIDEO_EXTENSIONS", "find_videos", "report_line", "run_batch", "threads_per_worker"]
@@ -49,11 +53,12 @@ VIDEO_EXTENSIONS = frozenset({
 REPORT_CSV = "batch_report.csv"
 REPORT_JSON = "batch_report.json"
 SUMMARY_NAME = "summary.json"
-PARTIAL_MARK = ".partial-"
 #: How often a worker checks that the batch process is still alive (seconds).
 PARENT_CHECK_S = 0.2
 #: Times a file whose worker process died is tried again before it counts as failed.
 CRASH_RETRIES = 1
+#: Key of a row (not in the report) saying its output could not be written: the batch stops.
+_WRITE_ERROR = "_write_error"
 REPORT_FIELDS = ("video", "output", "status", "frames", "fps", "wall_time_s", "damaged_packets",
                  "dropped", "skipped", "error")
 
@@ -136,42 +141,30 @@ def process_video(video: str, final_dir: str, cfg: RunConfig) -> dict:
     from .job import run_video
 
     final = Path(final_dir)
-    tmp = final.with_name(f".{final.name}{PARTIAL_MARK}{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     row = {"video": video, "output": str(final), "status": "failed", "frames": 0, "fps": None,
            "wall_time_s": None, "damaged_packets": 0, "dropped": 0, "skipped": False, "error": ""}
     started = time.perf_counter()
     try:
-        summary = run_video(video, tmp, cfg, model=_worker_model(cfg, video))
-        if summary["frames"] == 0:
-            raise UserError("no frame could be decoded")
+        with staged_output(final, command="batch", overwrite=True) as tmp:  # the batch decided to (re)do it
+            summary = run_video(video, tmp, cfg, model=_worker_model(cfg, video))
+            if summary["frames"] == 0:
+                raise UserError("no frame could be decoded")
         row.update(frames=summary["frames"], fps=summary["fps"], wall_time_s=summary["wall_time_s"],
                    damaged_packets=summary["damaged_packets"], dropped=summary["dropped"])
         row["status"] = "damaged" if summary["damaged_packets"] else "ok"
-        _publish(tmp, final)
+    except OutputError as e:
+        row["error"], row[_WRITE_ERROR] = str(e), True
     except (UserError, StageError) as e:
         error = e.error if isinstance(e, StageError) and isinstance(e.error, UserError) else e
         row["error"] = str(error).splitlines()[0] if str(error) else type(error).__name__
     except Exception as e:  # noqa: BLE001 - reported, the batch goes on
         row["error"] = f"{type(e).__name__}: {e}".splitlines()[0]
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
         if row["status"] == "failed":
             row["output"] = ""  # nothing was published
         if row["wall_time_s"] is None:
             row["wall_time_s"] = round(time.perf_counter() - started, 3)
     return row
-
-
-def _publish(tmp: Path, final: Path) -> None:
-    """Rename the finished `tmp` folder to `final`, replacing an older `final` (``--force``)."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}{PARTIAL_MARK}old-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- batch side
@@ -195,6 +188,7 @@ def run_batch(
     workers: int = 1,
     glob: str | None = None,
     force: bool = False,
+    overwrite: bool = False,
     progress: bool = False,
     on_result: Callable[[dict], None] | None = None,
 ) -> dict:
@@ -202,8 +196,11 @@ def run_batch(
 
     Returns the report (also written as ``batch_report.json`` and ``.csv``): totals and one
     row per video (``status`` ok | damaged | failed; ``skipped`` when already complete).
-    Raises `UserError` for a missing folder, no matching file or bad `workers`;
-    KeyboardInterrupt after stopping the workers (the report then lists what finished).
+    `overwrite`: accept a non-empty `output_dir` that is not a batch's (its files stay).
+    Raises `UserError` for a missing folder, no matching file, bad `workers` or an
+    `output_dir` in the way; `OutputError` (a UserError) when outputs cannot be written
+    (unwritable folder, full disk: the batch stops); KeyboardInterrupt after stopping the
+    workers (the report then lists what finished).
     """
     cfg = cfg or RunConfig()
     input_dir, output_dir = Path(input_dir), Path(output_dir)
@@ -213,9 +210,8 @@ def run_batch(
     if not videos:
         raise UserError(f"no videos in {input_dir}" + (f" match {glob!r}" if glob else
                         f" (extensions {', '.join(sorted(VIDEO_EXTENSIONS))}; use --glob)"))
-    if output_dir.exists() and not output_dir.is_dir():
-        raise UserError(f"output path exists and is not a directory: {output_dir}")
-    output_dir.mkdir(parents=True, exist_ok=True)
+    check_target(output_dir, overwrite=overwrite, replace=False)
+    mark_folder(output_dir, "batch")  # now: a batch killed before its report is still recognised
     clean_partials(output_dir)
     finals = [output_dir / name for name in output_names(videos)]
     rows: dict[int, dict] = {}
@@ -237,18 +233,21 @@ def run_batch(
         bar = tqdm(total=len(todo), unit="video", desc="batch", dynamic_ncols=True)
 
     def finished(i: int, row: dict) -> None:
+        write_error = row.pop(_WRITE_ERROR, False)
         rows[i] = row
         if bar is not None:
             bar.update(1)
             bar.write(report_line(row))
         if on_result is not None:
             on_result(row)
+        if write_error:  # no space (or no right) to write: the next videos would fail the same way
+            raise OutputError(row["error"])
 
-    interrupted = False
+    interrupted, failed = False, False
     try:
         _run_pool(todo, videos, finals, cfg, workers, threads, finished)
-    except KeyboardInterrupt:
-        interrupted = True
+    except BaseException as exc:
+        interrupted, failed = isinstance(exc, KeyboardInterrupt), True
         raise
     finally:
         if bar is not None:
@@ -256,7 +255,13 @@ def run_batch(
         clean_partials(output_dir)
         report = _report(input_dir, output_dir, videos, rows, workers, threads, started,
                          time.perf_counter() - t0, interrupted)
-        _write_report(output_dir, report)
+        try:
+            _write_report(output_dir, report)
+        except OSError as exc:
+            for name in (REPORT_JSON, REPORT_CSV):
+                (output_dir / f".{name}.tmp").unlink(missing_ok=True)
+            if not failed:  # else the error in flight says more
+                raise OutputError(f"cannot write the report to {output_dir}: {exc.strerror or exc}") from None
     return report
 
 

@@ -17,8 +17,9 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .config import InputConfig, RunConfig, TrackerConfig, config_to_dict
 from .errors import StageError, UserError
@@ -141,8 +142,9 @@ class Job:
         """Run the pipeline to the end; returns the summary (also in ``out_dir/summary.json``).
 
         The summary is written after a failure or Ctrl-C too, ``"status"`` saying so; `extra`
-        adds keys to it, evaluated once the run has ended. Raises `StageError` if a stage
-        failed, KeyboardInterrupt when interrupted.
+        adds keys to it, evaluated once the run has ended. ``"warnings"`` lists what the model
+        said about this input (its ``warnings`` attribute, e.g. footage outside what it knows).
+        Raises `StageError` if a stage failed, KeyboardInterrupt when interrupted.
         """
         assert hasattr(self, "pipeline"), "build the job with build_job()"
         self._ran = True
@@ -170,6 +172,7 @@ class Job:
                 "started_unix": round(started, 3),
                 **self.pipeline.stats.summary(),
                 **(extra() if extra is not None else {}),
+                "warnings": [str(w) for w in getattr(self.model, "warnings", None) or ()],
                 "config": config_to_dict(self.cfg),
             }
             if self.out_dir is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 
 import av
@@ -11,6 +12,7 @@ import pytest
 import vpanoptic.synth.writer as writer_module
 from vpanoptic.errors import UserError
 from vpanoptic.io.formats import read_kitti_step
+from vpanoptic.outputs import OutputError
 from vpanoptic.synth import GENERATOR_VERSION, SynthSequence, default_min_height, generate, write_sequence
 
 SIZE = (192, 108)
@@ -103,11 +105,20 @@ def test_existing_directory_is_kept_unless_overwrite(tmp_path):
         write_sequence(out, frames=2, size=(64, 64))
     assert (out / "keep.txt").read_text() == "x"
     write_sequence(out, frames=2, size=(64, 64), overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == ["gt", "meta.json", "video.mp4"]
+    assert sorted(p.name for p in out.iterdir()) == [".vpanoptic.json", "gt", "meta.json", "video.mp4"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seq"]
     empty = tmp_path / "empty"
     empty.mkdir()
     assert write_sequence(empty, frames=1, size=(64, 64)).video.is_file()  # an empty directory is fine
+
+
+def test_a_rerun_replaces_an_earlier_sequence_whole(tmp_path):
+    out = tmp_path / "seq"
+    write_sequence(out, frames=6, size=(64, 64))
+    write_sequence(out, frames=2, size=(64, 64))  # an earlier vpanoptic output: no --overwrite needed
+    assert sorted(p.name for p in (out / "gt").iterdir()) == ["000000.png", "000001.png"]
+    assert json.loads((out / "meta.json").read_text())["frames"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seq"]
 
 
 def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch):
@@ -120,6 +131,17 @@ def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(writer_module, "write_kitti_step", failing_png)
     with pytest.raises(OSError, match="disk full"):
+        write_sequence(tmp_path / "seq", frames=5, size=(64, 64))
+    assert list(tmp_path.iterdir()) == []
+    calls.clear()
+
+    def full_disk(path, semantic, instance):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(writer_module, "write_kitti_step", full_disk)
+    with pytest.raises(OutputError, match="cannot write to .*seq: No space left on device"):
         write_sequence(tmp_path / "seq", frames=5, size=(64, 64))
     assert list(tmp_path.iterdir()) == []
 

@@ -16,13 +16,16 @@ A command module has `HELP`, `add_arguments(parser)` and `run(args) -> int`; it 
 library (and torch) only in `run`, so ``--help``, a bare ``vpanoptic`` and argument errors
 start fast. Flags that set config keys are declared once, in `common.CONFIG_FLAGS`.
 User errors (missing file, bad config key, unknown model, ...) print one line and exit 2.
-Ctrl-C or SIGTERM stop cleanly (outputs so far stay valid) and exit 130.
+Ctrl-C or SIGTERM stop cleanly (outputs so far stay valid) and exit 130. Warnings logged on
+the ``vpanoptic`` logger print as ``vpanoptic: warning: MESSAGE`` on stderr (the one logging
+handler, set here: the libraries only log). Output folders: see `vpanoptic.outputs`.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -33,7 +36,7 @@ from .. import __version__
 from ..errors import StageError, UserError
 from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USER_ERROR, ArgumentParser
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "configure_logging", "main"]
 
 #: Command name → its module in this package, in the order `vpanoptic` lists them.
 COMMANDS = {"run": "run", "live": "live", "batch": "batch", "track": "track", "eval": "eval",
@@ -57,12 +60,33 @@ def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+class _StderrHandler(logging.Handler):
+    """``vpanoptic: warning: MESSAGE`` on the current `sys.stderr` (looked up per record)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"vpanoptic: {record.levelname.lower()}: {self.format(record)}", file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never break the command
+            self.handleError(record)
+
+
+_HANDLER = _StderrHandler(logging.WARNING)
+
+
+def configure_logging() -> None:
+    """Show records of the ``vpanoptic`` logger at WARNING or above on stderr (once per process)."""
+    logger = logging.getLogger("vpanoptic")
+    if _HANDLER not in logger.handlers:
+        logger.addHandler(_HANDLER)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # a bare `vpanoptic`: what it can do
         parser.print_help()
         return EXIT_USER_ERROR
+    configure_logging()
     previous = None
     try:
         previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -85,7 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         out = getattr(args, "output", None)
-        print(f"vpanoptic: interrupted{f'; outputs so far are in {out}' if out else ''}", file=sys.stderr)
+        if out and getattr(args, "keeps_partial_output", True):
+            print(f"vpanoptic: interrupted; outputs so far are in {out}", file=sys.stderr)
+        else:  # synth, track: the temporary folder is gone, the target as it was
+            print(f"vpanoptic: interrupted{f'; {out} was left as it was' if out else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         if previous is not None:

@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="worker processes (default 1); torch threads are split among them")
     parser.add_argument("--glob", help="file pattern, e.g. '*.mp4' (default: common video extensions)")
     parser.add_argument("--force", action="store_true", help="redo videos that are already complete")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="use a non-empty output folder that is not a batch's (its other files are left alone)")
     add_config_flags(parser, "model", "device", "save", "threads", config_help="YAML config file (see configs/)",
                      threads="torch threads per worker (0 = cores / workers)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -29,14 +31,21 @@ def run(args: argparse.Namespace) -> int:
     from ..batch import REPORT_CSV, report_line, run_batch
 
     report = run_batch(args.input, args.output, cfg, workers=args.workers, glob=args.glob,
-                       force=args.force, progress=not args.no_progress)
+                       force=args.force, overwrite=args.overwrite, progress=not args.no_progress)
     if args.no_progress:
         for row in report["items"]:
             print(report_line(row))
-    print(
-        f"{report['videos']} videos: {report['ok']} ok, {report['damaged']} damaged, {report['failed']} failed, "
-        f"{report['skipped']} already done; {report['frames']} frames in {report['wall_time_s']:.1f} s "
-        f"({report['videos_per_hour']} videos/hour, {report['workers']} workers x "
-        f"{report['torch_threads_per_worker']} threads) → {Path(args.output) / REPORT_CSV}"
-    )
+    print(f"{totals_line(report)} → {Path(args.output) / REPORT_CSV}")
     return 1 if report["failed"] else 0
+
+
+def totals_line(report: dict) -> str:
+    """The last line of `vpanoptic batch`: counts, and the rate of the videos processed now."""
+    line = (f"{report['videos']} videos: {report['ok']} ok, {report['damaged']} damaged, {report['failed']} failed, "
+            f"{report['skipped']} already done; ")
+    if report["skipped"] == report["videos"]:
+        return line + "nothing left to do"
+    rate = report["videos_per_hour"]  # None when no video was completed now
+    return line + (f"{report['frames']} frames in {report['wall_time_s']:.1f} s ("
+                   + (f"{rate} videos/hour, " if rate is not None else "")
+                   + f"{report['workers']} workers x {report['torch_threads_per_worker']} threads)")

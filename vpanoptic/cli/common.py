@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 __all__ = ["CONFIG_FLAGS", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_USER_ERROR", "ArgumentParser",
-           "add_config_flags", "config_from_args", "parse_size"]
+           "add_config_flags", "add_overwrite_flag", "config_from_args", "parse_size"]
 
 EXIT_USER_ERROR = 2
 EXIT_FAILURE = 1
@@ -76,3 +76,10 @@ def config_from_args(args: argparse.Namespace):
         if not given and config_file is None:
             values[key] = value
     return load_config(config_file, overrides, values)
+
+
+def add_overwrite_flag(parser: argparse.ArgumentParser, what: str = "output folder") -> None:
+    """``--overwrite``: accept a non-empty `what` that vpanoptic did not write (see `vpanoptic.outputs`)."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace a non-empty {what} that is not a vpanoptic output "
+                             "(a previous vpanoptic output is always replaced)")

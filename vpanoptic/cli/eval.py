@@ -22,18 +22,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Prints the table, optionally writes ``--json``."""
-    from ..eval.run import DEFAULT_METRICS, EvalError, evaluate_paths, format_table, to_jsonable
+    from ..eval.run import DEFAULT_METRICS, evaluate_paths, format_table, to_jsonable
+    from ..outputs import staged_file
 
     text = args.metrics if args.metrics is not None else DEFAULT_METRICS.get(args.format, "stq,pq,vpq")
     metrics = [m.strip().lower() for m in str(text).split(",") if m.strip()]
     path = Path(args.json) if args.json else None
-    if path is not None and not path.parent.is_dir():  # fail before the work, not after
-        raise EvalError(f"cannot write {path}: folder {path.parent} does not exist")
-    result = evaluate_paths(args.gt, args.pred, format=args.format, metrics=metrics, progress=not args.no_progress)
-    print(format_table(result))
-    if path is not None:
-        tmp = path.with_name(f".{path.name}.tmp")
+    if path is None:
+        print(format_table(evaluate_paths(args.gt, args.pred, format=args.format, metrics=metrics,
+                                          progress=not args.no_progress)))
+        return 0
+    with staged_file(path) as tmp:  # made now: an unwritable folder fails before the work
+        result = evaluate_paths(args.gt, args.pred, format=args.format, metrics=metrics, progress=not args.no_progress)
+        print(format_table(result))
         tmp.write_text(json.dumps(to_jsonable(result), indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)
-        print(f"wrote {path}")
+    print(f"wrote {path}")
     return 0

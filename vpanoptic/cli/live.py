@@ -1,11 +1,15 @@
-"""``vpanoptic live SOURCE``: a camera, stream or file shown live with its overlay."""
+"""``vpanoptic live SOURCE``: a camera, stream or file shown live with its overlay.
+
+``-o OUT`` and ``--headless OUT.mp4`` are written through temporary siblings
+(`vpanoptic.outputs`) that replace them when the run ends, by Ctrl-C too.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 from ..errors import UserError
-from .common import add_config_flags, config_from_args
+from .common import add_config_flags, add_overwrite_flag, config_from_args
 
 HELP = "show a webcam, stream or file live with its overlay (window or --headless file)"
 
@@ -24,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--no-realtime", action="store_true",
                         help="read a file as fast as possible instead of at its rate")
+    add_overwrite_flag(parser, "-o folder")
     parser.set_defaults(config_defaults={"output.save": []})  # live: nothing saved unless asked
 
 
@@ -31,10 +36,21 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.save and args.output is None:
         raise UserError("--save needs an output folder: add -o OUT")
-    from ..live import run_live
+    from contextlib import ExitStack
 
-    summary = run_live(args.input, cfg, out_dir=args.output, headless=args.headless,
-                       realtime=not args.no_realtime, duration_s=args.duration)
+    from ..job import SUMMARY_NAME
+    from ..live import run_live
+    from ..outputs import staged_file, staged_output
+
+    with ExitStack() as stack:
+        out_dir = headless = None
+        if args.output is not None:
+            out_dir = stack.enter_context(staged_output(args.output, command="live", overwrite=args.overwrite,
+                                                        inputs=[args.input], keep_partial_with=SUMMARY_NAME))
+        if args.headless is not None:
+            headless = stack.enter_context(staged_file(args.headless, keep_partial=True))
+        summary = run_live(args.input, cfg, out_dir=out_dir, headless=headless,
+                           realtime=not args.no_realtime, duration_s=args.duration)
     lat, shown = summary["latency_ms"], summary["display"]["display_latency_ms"]
     where = f" → {args.headless}" if args.headless else ""
     print(

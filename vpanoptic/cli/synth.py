@@ -18,10 +18,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frame rate (default: the scenario's, 10 or 3 for low_fps)")
     parser.add_argument("--scenario", default="street",
                         help="street, crossing, crowd, fast, occlusion, pan_zoom, low_fps")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a non-empty folder that is not a vpanoptic output "
+                             "(a previous vpanoptic output is always replaced)")
     parser.add_argument("--min-instance-height", type=float, default=None, metavar="PX",
                         help="things lower than this are crowd in the ground truth (default: KITTI's rule, "
                              "25/375 of the frame height; 0 = every object is an instance)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(keeps_partial_output=False)  # Ctrl-C: nothing of this run is published
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(done: int) -> None:  # the bar starts with the first frame, after validation
         nonlocal bar
+        if args.no_progress:
+            return
         if bar is None:
             bar = tqdm(total=args.frames, unit="frame", desc="synth", dynamic_ncols=True)
         bar.update(done - bar.n)

@@ -87,9 +87,16 @@ def write_rgb_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
     """Write ``(H, W, 3) uint8`` RGB to PNG atomically (temporary name, then rename)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    if not cv2.imwrite(str(tmp), np.ascontiguousarray(rgb[..., ::-1])):
-        raise OSError(f"could not write {path}")
-    os.replace(tmp, path)
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+    if not ok:
+        raise ValueError(f"could not encode {path} as PNG: {rgb.shape} {rgb.dtype}")
+    try:  # Python's write, not cv2.imwrite: that one leaves an empty file and says True on a full disk
+        with open(tmp, "wb") as f:
+            f.write(data.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_kitti_step(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

@@ -7,16 +7,15 @@ Layout of a sequence directory::
     meta.json            seed, frames, width, height, fps, scenario, min_instance_height (things
                          lower than this are crowd in gt/), dataset, generator version
 
-Everything is written into a temporary sibling directory that is renamed to the target at
-the end, so an interrupted run leaves no half-written sequence behind.
+Everything is written into a temporary sibling directory that replaces the target at the
+end (`vpanoptic.outputs.staged_output`), so an interrupted run leaves no half-written
+sequence behind and a rerun none of the earlier frames.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -24,8 +23,9 @@ from pathlib import Path
 
 import av
 
-from ..errors import ConfigError, UserError
+from ..errors import ConfigError
 from ..io.formats import write_kitti_step
+from ..outputs import staged_output
 from .world import GENERATOR_VERSION, SceneConfig, resolve_scenario
 
 __all__ = ["SynthSequence", "write_sequence"]
@@ -63,16 +63,18 @@ def write_sequence(out_dir: str | os.PathLike, *, seed: int = 0, frames: int = 6
     """Generate a sequence (see `vpanoptic.synth.generate`) and write it to `out_dir`.
 
     Args:
-        out_dir: target directory; it must not exist or be empty unless `overwrite`.
+        out_dir: target directory; it must not exist, be empty or hold an earlier vpanoptic
+            output (replaced) unless `overwrite`.
         seed, frames, scenario, min_instance_height: as for `generate` (things lower than
             this many pixels are crowd in the ground truth; None = KITTI's rule, 0 = none).
         size: (width, height), both even (yuv420p) and >= 64.
         fps: frame rate; None takes the scenario's.
-        overwrite: replace an existing `out_dir` (only once the new sequence is complete).
+        overwrite: replace a non-empty `out_dir` that vpanoptic did not write (only once the
+            new sequence is complete).
         progress: called with the number of frames done after each frame.
     Raises:
-        ConfigError (a UserError and ValueError) for bad parameters, UserError if `out_dir`
-        is in the way.
+        ConfigError (a UserError and ValueError) for bad parameters, `OutputError` (a UserError)
+        if `out_dir` is in the way, cannot be written or the disk is full.
     """
     from . import check_params, default_min_height, generate  # the package imports this module
 
@@ -82,12 +84,8 @@ def write_sequence(out_dir: str | os.PathLike, *, seed: int = 0, frames: int = 6
     if width % 2 or height % 2:
         raise ConfigError(f"size is {tuple(size)}; width and height must be even (yuv420p video)")
     out = Path(out_dir)
-    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out} exists and is not empty; choose another directory or overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.resolve().with_name(f".{out.resolve().name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        (tmp / GT_DIR).mkdir(parents=True)
+    with staged_output(out, command="synth", overwrite=overwrite) as tmp:
+        (tmp / GT_DIR).mkdir()
         min_h = default_min_height(height) if min_instance_height is None else min_instance_height
         stream = generate(seed, frames, (width, height), fps, config, min_instance_height=min_h)
         _write_video_and_gt(tmp, stream, width, height, fps, progress)
@@ -95,10 +93,6 @@ def write_sequence(out_dir: str | os.PathLike, *, seed: int = 0, frames: int = 6
                     fps=float(fps), scenario=name, min_instance_height=min_h, generator="vpanoptic.synth",
                     generator_version=GENERATOR_VERSION, config=asdict(config))
         (tmp / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
-        _replace(tmp, out.resolve())
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return SynthSequence(root=out, video=out / VIDEO_NAME, gt_dir=out / GT_DIR, meta=out / META_NAME,
                          seed=int(seed), frames=int(frames), width=width, height=height, fps=float(fps),
                          scenario=name)
@@ -127,16 +121,3 @@ def _write_video_and_gt(root: Path, frames: Iterable, width: int, height: int, f
         for packet in stream.encode(None):                       # flush the encoder
             container.mux(packet)
 
-
-def _replace(tmp: Path, out: Path) -> None:
-    """Move the finished directory `tmp` to `out`, replacing whatever is there."""
-    if not (out.exists() or out.is_symlink()):
-        os.replace(tmp, out)
-        return
-    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-    os.replace(out, old)
-    os.replace(tmp, out)
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        old.unlink()
