@@ -20,8 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ModelError, SourceError, StageError, UserError
-
-__version__ = "0.1.0"
+from .version import __version__
 
 #: Public name → the module that defines it.
 _LAZY = {

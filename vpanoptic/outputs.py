@@ -73,7 +73,7 @@ def is_vpanoptic_output(folder: str | os.PathLike) -> bool:
 
 def write_marker(folder: Path, command: str) -> None:
     """Mark `folder` as the output of `command` (what `is_vpanoptic_output` looks for)."""
-    from . import __version__
+    from .version import __version__
 
     (folder / MARKER).write_text(json.dumps({"tool": "vpanoptic", "version": __version__, "command": command}) + "\n")
 

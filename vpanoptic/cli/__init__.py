@@ -32,8 +32,8 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from .. import __version__
 from ..errors import StageError, UserError
+from ..version import __version__
 from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USER_ERROR, ArgumentParser
 
 __all__ = ["COMMANDS", "build_parser", "configure_logging", "main"]

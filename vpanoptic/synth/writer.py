@@ -26,6 +26,7 @@ import av
 from ..errors import ConfigError
 from ..io.formats import write_kitti_step
 from ..outputs import staged_output
+from .frames import check_params, default_min_height, generate
 from .world import GENERATOR_VERSION, SceneConfig, resolve_scenario
 
 __all__ = ["SynthSequence", "write_sequence"]
@@ -76,7 +77,6 @@ def write_sequence(out_dir: str | os.PathLike, *, seed: int = 0, frames: int = 6
         ConfigError (a UserError and ValueError) for bad parameters, `OutputError` (a UserError)
         if `out_dir` is in the way, cannot be written or the disk is full.
     """
-    from . import check_params, default_min_height, generate  # the package imports this module
 
     name, config = resolve_scenario(scenario)
     fps = config.fps if fps is None else fps
