@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 
-from .base import Tracker
+from .base import Tracker, torch_single_thread
 from .baselines import GreedyTracker, PassThroughTracker
 from .cost import mask_iou_from_index_maps, pair_histogram, thing_label_map
 from .hungarian import HungarianTracker
@@ -28,6 +28,7 @@ __all__ = [
     "mask_iou_from_index_maps",
     "pair_histogram",
     "thing_label_map",
+    "torch_single_thread",
 ]
 
 

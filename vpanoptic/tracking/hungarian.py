@@ -57,7 +57,7 @@ import torch
 from ..types import PanopticFrame
 from .appearance import AppearanceCue
 from .association import AssociationParams, associate
-from .base import Tracker
+from .base import Tracker, torch_single_thread
 from .cost import overlap_from_counts, warped_pair_counts
 from .features import GridThings, grid_things, nonzero_indices
 from .lifecycle import TrackTable
@@ -416,6 +416,14 @@ class HungarianTracker(Tracker):
         return math.ceil(math.sqrt(height * width / self.max_pixels))
 
     def update(self, pf: PanopticFrame) -> PanopticFrame:
+        """Assign track ids to the things of `pf` (the next frame), steps 1-6 above.
+
+        Runs with torch at one intra-op thread whatever the caller set (`torch_single_thread`).
+        """
+        with torch_single_thread():
+            return self._update(pf)
+
+    def _update(self, pf: PanopticFrame) -> PanopticFrame:
         id_map = pf.id_map if isinstance(pf.id_map, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(pf.id_map))
         if self.device is not None:
             id_map = id_map.to(self.device)
