@@ -142,6 +142,9 @@ class ModelConfig:
         )
 
 
+_TRACKER_NAMES = ("hungarian", "greedy", "none", "bytetrack", "sort", "ocsort")  # = tracking.TRACKERS
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
     """Association of thing instances across frames (mask IoU + Hungarian matching).
@@ -150,7 +153,9 @@ class TrackerConfig:
     `vpanoptic.tracking.HungarianTracker` for the full meaning); the greedy baseline uses
     `iou_threshold` only.
 
-    name: "hungarian" (default), "greedy" (previous-frame greedy IoU baseline) or "none".
+    name: "hungarian" (default), "greedy" (previous-frame greedy IoU baseline), "none", or a
+        box tracker of roboflow `trackers` fed one box per thing segment: "bytetrack",
+        "sort", "ocsort" (``pip install 'vpanoptic[trackers]'``; the other fields do not apply).
     iou_threshold: minimum mask IoU for a match, in (0, 1].
     min_containment, max_containment_ratio: a pair below the IoU threshold still matches when
         the intersection covers this fraction of the smaller mask and the areas differ by at
@@ -265,8 +270,8 @@ class TrackerConfig:
 
     def __post_init__(self):
         _check(
-            self.name in ("hungarian", "greedy", "none"),
-            f"tracker.name is {self.name!r}; expected hungarian, greedy or none",
+            self.name in _TRACKER_NAMES,
+            f"tracker.name is {self.name!r}; expected one of {', '.join(_TRACKER_NAMES)}",
         )
         _check(
             0 < self.iou_threshold <= 1,

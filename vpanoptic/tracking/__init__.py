@@ -2,7 +2,9 @@
 
 `build_tracker(name, **kwargs)` is the factory: "hungarian" (the default: mask IoU +
 Hungarian, camera-motion compensation, motion prediction, life cycle), "greedy" (greedy
-previous-frame mask IoU, a baseline) and "none" (pass-through).
+previous-frame mask IoU, a baseline), "none" (pass-through), and the box trackers of
+roboflow `trackers` fed one box per thing segment: "bytetrack", "sort", "ocsort"
+(`peers.py`; ``pip install 'vpanoptic[trackers]'``).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from .baselines import GreedyTracker, PassThroughTracker
 from .cost import mask_iou_from_index_maps, pair_histogram, thing_label_map
 from .hungarian import HungarianTracker
 from .motion import CameraMotionEstimator
+from .peers import PEER_TRACKERS, BoxTrackerAdapter, build_peer_tracker, thing_boxes
 
-TRACKERS = ("hungarian", "greedy", "none")
+TRACKERS = ("hungarian", "greedy", "none", *PEER_TRACKERS)
 
 __all__ = [
     "TRACKERS",
+    "BoxTrackerAdapter",
     "CameraMotionEstimator",
     "GreedyTracker",
     "HungarianTracker",
@@ -27,6 +31,7 @@ __all__ = [
     "build_tracker",
     "mask_iou_from_index_maps",
     "pair_histogram",
+    "thing_boxes",
     "thing_label_map",
     "torch_single_thread",
 ]
@@ -37,9 +42,10 @@ def build_tracker(name: str = "hungarian", **kwargs) -> Tracker:
 
     Every keyword is a `HungarianTracker` argument (the fields of `TrackerConfig`). The
     baselines accept the same keywords and use what applies to them ("greedy":
-    `iou_threshold`, `device`); an unknown keyword is an error for every name.
+    `iou_threshold`, `device`; the box trackers: `fps`, the frame rate given to the library,
+    whose default (30) applies otherwise); an unknown keyword is an error for every name.
     """
-    known = set(inspect.signature(HungarianTracker).parameters)
+    known = set(inspect.signature(HungarianTracker).parameters) | ({"fps"} if name in PEER_TRACKERS else set())
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise ValueError(f"unknown tracker option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -49,4 +55,6 @@ def build_tracker(name: str = "hungarian", **kwargs) -> Tracker:
         return GreedyTracker(**{k: v for k, v in kwargs.items() if k in ("iou_threshold", "device")})
     if name == "none":
         return PassThroughTracker()
+    if name in PEER_TRACKERS:
+        return build_peer_tracker(name, fps=kwargs.get("fps"))
     raise ValueError(f"unknown tracker {name!r}; choose from {', '.join(TRACKERS)}")
