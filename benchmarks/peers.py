@@ -129,6 +129,8 @@ def _supervision() -> Factory:
                 dets = sv.Detections(xyxy=boxes, confidence=scores, class_id=classes,
                                      data={"det_index": np.arange(len(boxes))})
                 out = tracker.update_with_detections(dets)
+                if not len(out):  # an empty result carries no data
+                    return np.zeros(len(boxes), np.int64)
                 return ids_by_index(len(boxes), out.data["det_index"], out.tracker_id)
 
             return step
@@ -273,6 +275,7 @@ def main(argv=None) -> int:
         label, _, kv = spec.partition(":")
         kw = {**overrides, **{k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in kv.split(",") if p)}}
         trackers[label] = functools.partial(_hungarian, kw)
+    trackers["vpanoptic kalman"] = lambda fps: build_tracker("kalman")
     trackers["greedy"] = lambda fps: build_tracker("greedy")
     missing: dict[str, str] = {}
     if not args.no_peers:

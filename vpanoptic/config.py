@@ -142,7 +142,7 @@ class ModelConfig:
         )
 
 
-_TRACKER_NAMES = ("hungarian", "greedy", "none", "bytetrack", "sort", "ocsort")  # = tracking.TRACKERS
+_TRACKER_NAMES = ("hungarian", "kalman", "greedy", "none", "bytetrack", "sort", "ocsort")  # = tracking.TRACKERS
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,9 @@ class TrackerConfig:
     `vpanoptic.tracking.HungarianTracker` for the full meaning); the greedy baseline uses
     `iou_threshold` only.
 
-    name: "hungarian" (default), "greedy" (previous-frame greedy IoU baseline), "none", or a
+    name: "hungarian" (default), "kalman" (per-track Kalman state + predicted-mask IoU, a
+        candidate; uses iou_threshold, high_score_threshold, max_lost_seconds, min_hits,
+        camera_motion), "greedy" (previous-frame greedy IoU baseline), "none", or a
         box tracker of roboflow `trackers` fed one box per thing segment: "bytetrack",
         "sort", "ocsort" (``pip install 'vpanoptic[trackers]'``; the other fields do not apply).
     iou_threshold: minimum mask IoU for a match, in (0, 1].

@@ -256,8 +256,8 @@ def test_build_tracker_names_and_options():
         build_tracker("hungarian", iou_treshold=0.3)
     with pytest.raises(ValueError, match="unknown tracker option"):
         build_tracker("greedy", bogus=1)
-    with pytest.raises(ValueError, match="unknown tracker 'kalman'"):
-        build_tracker("kalman")
+    with pytest.raises(ValueError, match="unknown tracker 'deepsort'"):
+        build_tracker("deepsort")
     for bad in ({"min_hits": 0}, {"max_pixels": -1}, {"velocity_smoothing": 0}, {"min_containment": 0},
                 {"high_score_threshold": 2}, {"max_predict_seconds": -1}, {"small_object_area": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):

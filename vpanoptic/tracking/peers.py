@@ -88,7 +88,8 @@ class BoxTrackerAdapter(Tracker):
         scores = pf.scores[idx].astype(np.float32)
         classes = pf.category_ids[idx].astype(np.int64)
         image = None if pf.frame.image is None or pf.frame.image.size == 0 else pf.frame.image
-        lib_ids = np.asarray(self._step(boxes, scores, classes, image), np.int64) if idx.size else np.zeros(0, np.int64)
+        # called on every frame, empty or not: the libraries count lost time in frames
+        lib_ids = np.asarray(self._step(boxes, scores, classes, image), np.int64).reshape(-1)
         if lib_ids.shape != (idx.size,):
             raise ValueError(f"box tracker returned {lib_ids.shape} ids for {idx.size} detections")
         track_ids = np.where(pf.is_thing, 0, -1).astype(np.int32)
@@ -139,6 +140,8 @@ def _roboflow_step(kind: str, fps: float | None) -> Callable[[], BoxStep]:
             dets = sv.Detections(xyxy=boxes.astype(np.float32), confidence=scores, class_id=classes,
                                  data={"det_index": np.arange(n)})
             out = tracker.update(dets)
+            if not len(out):  # an empty result carries no data
+                return np.zeros(n, np.int64)
             tid = np.asarray(out.tracker_id if out.tracker_id is not None else np.full(len(out), -1), np.int64)
             # the library counts ids from 0 and marks "no id" with -1
             return ids_by_index(n, out.data["det_index"], np.where(tid >= 0, tid + 1, 0))
