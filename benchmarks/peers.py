@@ -251,8 +251,9 @@ def table(results, ms, names: list[str], ours: str = "vpanoptic") -> list[str]:
     return lines
 
 
-def _hungarian(kwargs: dict, fps: float) -> Tracker:
-    return build_tracker("hungarian", **kwargs)
+def _variant(kwargs: dict, fps: float) -> Tracker:
+    kwargs = dict(kwargs)
+    return build_tracker(kwargs.pop("tracker", "hungarian"), **kwargs)
 
 
 def main(argv=None) -> int:
@@ -265,7 +266,8 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="vpanoptic tracker keyword for this run (repeatable)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
-                        help="an extra vpanoptic column with these keywords (ablations; repeatable)")
+                        help="an extra vpanoptic column with these keywords (ablations; tracker=kalman picks "
+                             "the candidate; repeatable)")
     parser.add_argument("--out", default=None, help="also write the table as Markdown to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -274,7 +276,7 @@ def main(argv=None) -> int:
     for spec in args.variant:
         label, _, kv = spec.partition(":")
         kw = {**overrides, **{k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in kv.split(",") if p)}}
-        trackers[label] = functools.partial(_hungarian, kw)
+        trackers[label] = functools.partial(_variant, kw)
     trackers["vpanoptic kalman"] = lambda fps: build_tracker("kalman")
     trackers["greedy"] = lambda fps: build_tracker("greedy")
     missing: dict[str, str] = {}
