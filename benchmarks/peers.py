@@ -21,7 +21,10 @@ the tracker leaves out is a track of one frame). Library defaults, except where 
 cannot run offline (boxmot BoT-SORT: no ReID weights, so ``use_embeddings=False``; norfair
 has no default distance: IoU distance, threshold 0.7 as in its box demos). The frame rate is
 given where the API takes one (supervision, trackers, boxmot ByteTrack/BoT-SORT);
-ultralytics, boxmot OC-SORT and norfair take none (their buffers count frames).
+ultralytics, boxmot OC-SORT and norfair take none (their buffers count frames). Marked *:
+DeepLab2's IoUTracker and Detectron2's VideoVisualizer matching, which do not install
+cleanly, written again from their source (`peers_reimpl.py`, files and commits cited there);
+they match masks, not boxes.
 
 Scores: AQ and STQ of the project's `vpanoptic.eval.STQuality` (STEP), per scenario /
 sequence (mean of the clips' pooled result) and their mean; ms/frame of each tracker's
@@ -165,6 +168,13 @@ def _norfair() -> Factory:
     return factory
 
 
+def _reimpl(name: str) -> Factory:
+    import peers_reimpl
+
+    cls = getattr(peers_reimpl, name)
+    return lambda fps: cls()  # both count frames, no frame rate
+
+
 PEERS: dict[str, Callable[[], Factory]] = {
     "ultralytics ByteTrack": lambda: _ultralytics("bytetrack"),
     "ultralytics BoT-SORT": lambda: _ultralytics("botsort"),
@@ -176,6 +186,8 @@ PEERS: dict[str, Callable[[], Factory]] = {
     "trackers OC-SORT": lambda: _roboflow("ocsort"),
     "supervision ByteTrack": _supervision,
     "norfair": _norfair,
+    "DeepLab2 IoUTracker*": lambda: _reimpl("DeepLab2IoU"),
+    "Detectron2 VideoVisualizer*": lambda: _reimpl("Detectron2Video"),
 }
 
 
