@@ -238,10 +238,12 @@ def run(seqs: list[heldout.Sequence], trackers: dict[str, Factory]):
     return results, ms
 
 
-def table(results, ms, names: list[str], ours: str = "vpanoptic") -> list[str]:
-    """Markdown lines: AQ per group (best peer in bold), means per kind and split, ms/frame."""
+def table(results, ms, names: list[str], ours: str = "vpanoptic", own: frozenset = frozenset()) -> list[str]:
+    """Markdown lines: AQ per group (the best tracker in bold), means per kind and split,
+    ms/frame; the ratio columns compare `ours` with the best column not in `own` (vpanoptic's
+    other choices and variants are not peers)."""
     cols = ["oracle", *names]
-    peers = [n for n in names if n != ours]
+    peers = [n for n in names if n != ours and n not in own]
     lines = ["| data | split | scenario / sequence | " + " | ".join(cols) + f" | {ours} / best peer | {ours} / oracle |",
              "|" + "---|" * (len(cols) + 5)]
 
@@ -318,7 +320,8 @@ def main(argv=None) -> int:
     head = [f"AQ (STEP) per scenario / sequence; {stamp}; {platform.machine()} CPU, "
             f"{torch.get_num_threads()} torch thread; command: python benchmarks/peers.py "
             + " ".join(argv if argv is not None else sys.argv[1:]), ""]
-    lines = head + table(results, ms, names)
+    own = frozenset([*(spec.partition(":")[0] for spec in args.variant), "vpanoptic kalman"])
+    lines = head + table(results, ms, names, own=own)
     if missing:
         lines += ["", "Left out (library missing or failing to import): "
                   + "; ".join(f"{n} ({why})" for n, why in missing.items())]
