@@ -17,16 +17,16 @@ frame rate), and the pixels of its last mask. Every frame:
       on 1 - IoU, pairs below `iou_threshold` only when the smaller mask lies mostly inside
       the other (`CONTAINMENT`: an object cut by an occluder or the frame border);
    b. the tracks left against low-score segments, IoU at least `LOW_SCORE_IOU`;
-   c. with `motion_gate`, confirmed tracks left against confident segments left whose centre
+   c. with `motion_gate`, the tracks left against confident segments left whose centre
       lies inside the filter's prediction (Mahalanobis distance below `GATE_CHI2`) at a
       similar size: an object that moved more than its own size, or came back from behind
       an occluder, where the predicted mask no longer overlaps it;
 5. life cycle: matched tracks update their filter and mask (a match much smaller than its
    prediction is partly hidden: it moves the filter less and the whole mask is kept,
-   `PARTIAL_AREA`); confident segments left start
-   tentative tracks; a tentative track missed once is removed, a confirmed one after
-   `max_lost_seconds`; low-score segments left get an id of their own for one frame. Ids
-   are never reused.
+   `PARTIAL_AREA`); confident segments left start tentative tracks; a tentative track
+   missed more than `TENTATIVE_LOST_FRAMES` frames in a row is removed, a confirmed one
+   after `max_lost_seconds`; low-score segments left get an id of their own for one frame.
+   Ids are never reused.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ class KalmanMaskTracker(Tracker):
         iou_threshold: minimum IoU of a track's predicted mask with a confident segment (stage a).
         high_score_threshold: segments scoring at least this are confident, in [0, 1].
         max_lost_seconds: a confirmed track unmatched for longer than this (frame time) is removed.
-        min_hits: matches that confirm a track (a tentative one missed once is removed).
+        min_hits: matches that confirm a track (see `TENTATIVE_LOST_FRAMES` for tentative ones).
         motion_gate: stage c (centre inside the filter's prediction) on or off.
         camera_motion: compensate the camera's motion (background homography, OpenCV).
         device: where the label map and IoU histogram are computed; defaults to the id map's.
@@ -128,7 +128,6 @@ class KalmanMaskTracker(Tracker):
         self.max_lost_seconds = float(max_lost_seconds)
         self.min_hits = int(min_hits)
         self.motion_gate = bool(motion_gate)
-        self.gate_confirmed_only = False
         self.device = None if device is None else torch.device(device)
         self._cmc = CameraMotionEstimator() if camera_motion else None
         self.reset()
@@ -215,14 +214,13 @@ class KalmanMaskTracker(Tracker):
         overlap = (iou >= self.iou_threshold) | (contain >= CONTAINMENT)
         take(free_t, free_m & confident, same_class & overlap, 1.0 - iou)
         take(free_t, free_m & ~confident, same_class & (iou >= LOW_SCORE_IOU), 1.0 - iou)
-        # Step 4c: centre inside the filter's prediction, for confirmed tracks.
+        # Step 4c: centre inside the filter's prediction (a new track's velocity is uncertain:
+        # its gate is wide, so an object faster than its own size is still followed).
         if self.motion_gate and t and m:
-            confirmed = np.array([tr.hits >= self.min_hits for tr in tracks])
             d2 = self._mahalanobis(pred, covs, things.centroid, size)  # [T, M]
             ratio = np.maximum(pred[:, 2:3], 1.0) / size[None, :]
             similar = (ratio < GATE_AREA_RATIO) & (ratio > 1 / GATE_AREA_RATIO)
-            rows = free_t & (confirmed if self.gate_confirmed_only else True)
-            take(rows, free_m & confident, same_class & (d2 < GATE_CHI2) & similar, d2)
+            take(free_t, free_m & confident, same_class & (d2 < GATE_CHI2) & similar, d2)
 
         # Step 5: life cycle.
         track_ids = np.where(pf.is_thing, 0, -1).astype(np.int32)
