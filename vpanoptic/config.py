@@ -170,7 +170,9 @@ class TrackerConfig:
         unconfirmed track survives unseen.
     tentative_min_lost_frames: whatever the frame rate, a tentative track survives this many
         missed frames in a row (its limit is at least this + 0.5 frame intervals).
-    velocity_smoothing: weight of the newest step in the velocity average, in (0, 1].
+    velocity_smoothing: weight of the newest step in the velocity average if it lasted 0.1 s,
+        in (0, 1]; a step of dt weighs 1 - (1 - x)^(dt / 0.1 s), so the average spans the same
+        time at any frame rate.
     velocity_area_change: a match whose area changed by more than this factor keeps the old velocity.
     motion_prediction: move remembered masks by their velocity before matching (a lost track
         for at most max_predict_seconds); static_hypothesis: also try them unmoved, keep the better IoU.
@@ -229,7 +231,7 @@ class TrackerConfig:
     min_hits: int = 2
     tentative_max_lost_seconds: float = 0.3
     tentative_min_lost_frames: int = 1
-    velocity_smoothing: float = 0.5
+    velocity_smoothing: float = 0.1
     velocity_area_change: float = 5.0
     motion_prediction: bool = True
     max_predict_seconds: float = 0.5

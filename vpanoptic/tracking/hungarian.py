@@ -87,7 +87,7 @@ class HungarianTracker(Tracker):
         min_hits: int = 2,
         tentative_max_lost_seconds: float = 0.3,
         tentative_min_lost_frames: int = 1,
-        velocity_smoothing: float = 0.5,
+        velocity_smoothing: float = 0.1,
         velocity_area_change: float = 5.0,
         motion_prediction: bool = True,
         max_predict_seconds: float = 0.5,
