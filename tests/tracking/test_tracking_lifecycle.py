@@ -271,3 +271,13 @@ def test_tracker_config_mirrors_the_hungarian_tracker():
     cfg = TrackerConfig(camera_motion=False, max_center_distance=0.0)
     tracker = build_tracker(cfg.name, **{k: v for k, v in dataclasses.asdict(cfg).items() if k != "name"})
     assert tracker.camera_motion is False and tracker.max_center_distance == 0
+
+
+@pytest.mark.parametrize("dt,weight", [(0.1, 0.5), (0.05, 1 - 0.5**0.5), (0.2, 0.75), (0.4, 1 - 0.5**4)])
+def test_velocity_average_weighs_a_step_by_its_duration(dt, weight):
+    # the same smoothing spans the same time at any frame rate: a 0.1 s step weighs `smoothing`
+    table = TrackTable()
+    slot = table.add(np.array([CAR]), 0.0, np.zeros((1, 2)), np.array([10.0]))
+    table.observe(slot, dt, np.array([[1.0, 0.0]]) * dt, np.array([10.0]), smoothing=0.5)  # first step: 1 px/s
+    table.observe(slot, 2 * dt, np.array([[1.0 + 3.0, 0.0]]) * dt, np.array([10.0]), smoothing=0.5)  # then 3 px/s
+    assert table.velocity[0, 0] == pytest.approx(weight * 3.0 + (1 - weight) * 1.0)
