@@ -1,6 +1,7 @@
 """Tracker speed: ms/frame at 1280x720 with 10, 50 and 200 moving objects (torch threads 1).
 
     nice -n 15 python benchmarks/tracker_speed.py [--frames 60] [--size 1280x720] [--objects 10,50,200]
+        [--threads 1,2]
 
 Objects are rectangles (half cars, half people; each painted in its own colour, for the
 colour cue) drifting over a stuff background (road, building, sky) while the camera pans
@@ -9,7 +10,11 @@ p95 wall-clock ms/frame of `update()` and its CPU ms/frame (all threads of the p
 the hungarian tracker with and without camera-motion compensation (fitted on a second thread,
 the default, or on the calling one), the camera-motion estimate alone, and the greedy
 baseline, and how the time scales with the number of objects, with the machine's load
-average before and after (timings on a shared machine vary with it).
+average before and after (timings on a shared machine vary with it). With ultralytics
+installed (the `bench` extra), its BYTETracker runs on the same frames (fed one box per thing
+segment, box extraction and id paint-back included: `benchmarks/peers.py`). A last table
+times the default tracker with torch set to each of `--threads` threads by the caller:
+the tracker's cost should not depend on it.
 Goal: <= 2 ms/frame at 1280x720 with 50 objects on this CPU for association.
 """
 
@@ -96,6 +101,7 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--objects", default="10,50,200")
+    parser.add_argument("--threads", default="1,2", help="torch thread counts the caller sets (last table)")
     args = parser.parse_args(argv)
     configure_threads(1)  # torch, OpenCV and BLAS, as the pipeline sets them on this machine
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -109,6 +115,13 @@ def main(argv=None) -> int:
         "hungarian, full resolution, cmc off": lambda: build_tracker("hungarian", camera_motion=False, max_pixels=0),
         "greedy baseline": lambda: build_tracker("greedy"),
     }
+    try:
+        from peers import _ultralytics
+
+        bytetrack = _ultralytics("bytetrack")
+        rows["ultralytics BYTETracker (boxes of the segments)"] = lambda: bytetrack(30.0)
+    except ImportError as e:
+        print(f"ultralytics BYTETracker left out: {e} (pip install 'vpanoptic[bench]')", file=sys.stderr)
     counts = [int(n) for n in args.objects.split(",")]
     load_before = os.getloadavg()
     results = {name: [] for name in rows}
@@ -130,6 +143,14 @@ def main(argv=None) -> int:
     if len(counts) > 1:
         slope = (base[-1][0] - base[0][0]) / (counts[-1] - counts[0])
         print(f"scaling (camera motion off): {base[0][0]:.2f} ms + {1000 * slope:.1f} us per object")
+    threads = [int(t) for t in args.threads.split(",")]
+    clip = make_clip(counts[len(counts) // 2], args.frames, width, height)
+    print(f"\nhungarian (default) with {counts[len(counts) // 2]} objects, torch threads set by the caller:")
+    print("| torch threads | ms/frame (p95), CPU |\n|---|---|")
+    for n in threads:
+        torch.set_num_threads(n)
+        m, p, c = time_tracker(clip, lambda: build_tracker("hungarian"))
+        print(f"| {n} | {m:.2f} ({p:.2f}), CPU {c:.2f} |")
     return 0
 
 

@@ -145,6 +145,9 @@ class ModelConfig:
         )
 
 
+_TRACKER_NAMES = ("hungarian", "kalman", "greedy", "none", "bytetrack", "sort", "ocsort")  # = tracking.TRACKERS
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
     """Association of thing instances across frames (mask IoU + Hungarian matching).
@@ -153,7 +156,11 @@ class TrackerConfig:
     `vpanoptic.tracking.HungarianTracker` for the full meaning); the greedy baseline uses
     `iou_threshold` only.
 
-    name: "hungarian" (default), "greedy" (previous-frame greedy IoU baseline) or "none".
+    name: "hungarian" (default), "kalman" (per-track Kalman state + predicted-mask IoU, a
+        candidate; uses iou_threshold, high_score_threshold, max_lost_seconds, min_hits,
+        camera_motion), "greedy" (previous-frame greedy IoU baseline), "none", or a
+        box tracker of roboflow `trackers` fed one box per thing segment: "bytetrack",
+        "sort", "ocsort" (``pip install 'vpanoptic[trackers]'``; the other fields do not apply).
     iou_threshold: minimum mask IoU for a match, in (0, 1].
     min_containment, max_containment_ratio: a pair below the IoU threshold still matches when
         the intersection covers this fraction of the smaller mask and the areas differ by at
@@ -166,7 +173,9 @@ class TrackerConfig:
         unconfirmed track survives unseen.
     tentative_min_lost_frames: whatever the frame rate, a tentative track survives this many
         missed frames in a row (its limit is at least this + 0.5 frame intervals).
-    velocity_smoothing: weight of the newest step in the velocity average, in (0, 1].
+    velocity_smoothing: weight of the newest step in the velocity average if it lasted 0.1 s,
+        in (0, 1]; a step of dt weighs 1 - (1 - x)^(dt / 0.1 s), so the average spans the same
+        time at any frame rate.
     velocity_area_change: a match whose area changed by more than this factor keeps the old velocity.
     motion_prediction: move remembered masks by their velocity before matching (a lost track
         for at most max_predict_seconds); static_hypothesis: also try them unmoved, keep the better IoU.
@@ -225,7 +234,7 @@ class TrackerConfig:
     min_hits: int = 2
     tentative_max_lost_seconds: float = 0.3
     tentative_min_lost_frames: int = 1
-    velocity_smoothing: float = 0.5
+    velocity_smoothing: float = 0.1
     velocity_area_change: float = 5.0
     motion_prediction: bool = True
     max_predict_seconds: float = 0.5
@@ -268,8 +277,8 @@ class TrackerConfig:
 
     def __post_init__(self):
         _check(
-            self.name in ("hungarian", "greedy", "none"),
-            f"tracker.name is {self.name!r}; expected hungarian, greedy or none",
+            self.name in _TRACKER_NAMES,
+            f"tracker.name is {self.name!r}; expected one of {', '.join(_TRACKER_NAMES)}",
         )
         _check(
             0 < self.iou_threshold <= 1,

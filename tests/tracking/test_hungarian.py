@@ -128,7 +128,7 @@ def test_frame_size_change_is_an_error_and_build_tracker():
     with pytest.raises(ValueError, match="frame size changed"):
         tracker.update(small)
     with pytest.raises(ValueError, match="unknown tracker"):
-        build_tracker("kalman")
+        build_tracker("deepsort")
     with pytest.raises(ValueError, match="iou_threshold"):
         HungarianTracker(iou_threshold=0)
 

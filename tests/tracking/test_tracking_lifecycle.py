@@ -256,8 +256,8 @@ def test_build_tracker_names_and_options():
         build_tracker("hungarian", iou_treshold=0.3)
     with pytest.raises(ValueError, match="unknown tracker option"):
         build_tracker("greedy", bogus=1)
-    with pytest.raises(ValueError, match="unknown tracker 'kalman'"):
-        build_tracker("kalman")
+    with pytest.raises(ValueError, match="unknown tracker 'deepsort'"):
+        build_tracker("deepsort")
     for bad in ({"min_hits": 0}, {"max_pixels": -1}, {"velocity_smoothing": 0}, {"min_containment": 0},
                 {"high_score_threshold": 2}, {"max_predict_seconds": -1}, {"small_object_area": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
@@ -271,3 +271,13 @@ def test_tracker_config_mirrors_the_hungarian_tracker():
     cfg = TrackerConfig(camera_motion=False, max_center_distance=0.0)
     tracker = build_tracker(cfg.name, **{k: v for k, v in dataclasses.asdict(cfg).items() if k != "name"})
     assert tracker.camera_motion is False and tracker.max_center_distance == 0
+
+
+@pytest.mark.parametrize("dt,weight", [(0.1, 0.5), (0.05, 1 - 0.5**0.5), (0.2, 0.75), (0.4, 1 - 0.5**4)])
+def test_velocity_average_weighs_a_step_by_its_duration(dt, weight):
+    # the same smoothing spans the same time at any frame rate: a 0.1 s step weighs `smoothing`
+    table = TrackTable()
+    slot = table.add(np.array([CAR]), 0.0, np.zeros((1, 2)), np.array([10.0]))
+    table.observe(slot, dt, np.array([[1.0, 0.0]]) * dt, np.array([10.0]), smoothing=0.5)  # first step: 1 px/s
+    table.observe(slot, 2 * dt, np.array([[1.0 + 3.0, 0.0]]) * dt, np.array([10.0]), smoothing=0.5)  # then 3 px/s
+    assert table.velocity[0, 0] == pytest.approx(weight * 3.0 + (1 - weight) * 1.0)

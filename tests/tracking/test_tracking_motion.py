@@ -385,7 +385,8 @@ def test_a_lost_track_is_not_starved_by_a_recent_one_with_another_segment_to_tak
     ]
     last = {}
     for lost_last in (False, True):
-        tracker = HungarianTracker(camera_motion=False, lost_last=lost_last)
+        # a quick velocity (half the newest step) carries track 1 onto object 2's place
+        tracker = HungarianTracker(camera_motion=False, lost_last=lost_last, velocity_smoothing=0.5)
         for k, boxes in enumerate(seq):
             ids = ids_by_truth(tracker.update(frame_with(boxes, k * 0.1, k, shape)))
         last[lost_last] = ids

@@ -190,7 +190,10 @@ class AppearanceCue:
         roots = np.sqrt(hists)  # [M, bins]
         known = track_roots.any(1)[:, None] & roots.any(1)[None, :]  # [T, M]
         # one dense product: faster here than picking the few bins in use first
-        return np.where(known, np.maximum(1.0 - track_roots @ roots.T, 0.0), np.float32(np.nan))
+        # in torch, whose thread count the tracker limits (NumPy's BLAS would use every core)
+        overlap = (torch.from_numpy(np.ascontiguousarray(track_roots, np.float32))
+                   @ torch.from_numpy(np.ascontiguousarray(roots, np.float32)).T).numpy()  # [T, M]
+        return np.where(known, np.maximum(1.0 - overlap, 0.0), np.float32(np.nan))
 
     def cost(self, distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``((T, M) colour cost term, (T, M) bool allowed by the gate)`` from `distance`

@@ -1,10 +1,36 @@
-"""The tracker interface."""
+"""The tracker interface, and the thread limit trackers run under."""
 
 from __future__ import annotations
 
 import abc
+import contextlib
+from collections.abc import Iterator
+
+import torch
 
 from ..types import PanopticFrame
+
+__all__ = ["Tracker", "torch_single_thread"]
+
+
+@contextlib.contextmanager
+def torch_single_thread() -> Iterator[None]:
+    """Run the block with torch's intra-op threads at 1, then restore the caller's count.
+
+    A tracker's tensors are small: at 2 or more threads each op pays the hand-over to an
+    OpenMP team, which costs more than the op (on a busy 2-core machine, 40x: measured by
+    `benchmarks/tracker_speed.py --threads 1,2`). OpenMP keeps the count per thread, so
+    threads that already run torch (a model's) keep theirs.
+    """
+    n = torch.get_num_threads()
+    if n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 class Tracker(abc.ABC):

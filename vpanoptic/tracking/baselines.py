@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..types import PanopticFrame
-from .base import Tracker
+from .base import Tracker, torch_single_thread
 from .cost import mask_iou_from_index_maps, thing_label_map
 
 __all__ = ["GreedyTracker", "PassThroughTracker"]
@@ -44,6 +44,10 @@ class GreedyTracker(Tracker):
         return int(self._prev_ids.size)
 
     def update(self, pf: PanopticFrame) -> PanopticFrame:
+        with torch_single_thread():  # small ops: a team of threads costs more than it saves
+            return self._update(pf)
+
+    def _update(self, pf: PanopticFrame) -> PanopticFrame:
         id_map = pf.id_map if isinstance(pf.id_map, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(pf.id_map))
         if self.device is not None:
             id_map = id_map.to(self.device)

@@ -57,7 +57,7 @@ import torch
 from ..types import PanopticFrame
 from .appearance import AppearanceCue
 from .association import AssociationParams, associate
-from .base import Tracker
+from .base import Tracker, torch_single_thread
 from .cost import overlap_from_counts, warped_pair_counts
 from .features import GridThings, grid_things, nonzero_indices
 from .lifecycle import TrackTable
@@ -71,146 +71,9 @@ _EYE = np.eye(3)
 class HungarianTracker(Tracker):
     """Mask IoU + Hungarian association with camera-motion compensation and motion prediction.
 
-    Args:
-        iou_threshold: minimum IoU between a track's predicted mask and a segment for a match.
-        min_containment: a pair below `iou_threshold` still matches when the intersection
-            covers at least this fraction of the smaller of the two masks (a small object
-            eroded or dilated by the model from one frame to the next); 1 = nearly never.
-        max_containment_ratio: ... and when their areas differ by at most this factor.
-        exit_any_area: after re-identification (5d), a left-over segment touching the frame
-            border that lies at least `min_containment` inside the predicted mask of a
-            left-over track running out of the frame continues that track at any area: an
-            object driving out of view shows less of itself each frame, faster than its
-            prediction can tell.
-        max_lost_seconds: a confirmed track unmatched for longer than this (frame time) is removed.
-        min_hits: frames a track must be matched in to be confirmed (tentative before).
-        tentative_max_lost_seconds: a tentative track unmatched for longer than this is removed.
-        tentative_min_lost_frames: whatever the frame rate, a tentative track survives this many
-            missed frames in a row: its limit is at least (n + 0.5) frame intervals (a running
-            mean of the time between frames); at 3 fps, 0.3 s is less than one frame.
-        velocity_smoothing: weight of the newest displacement in the per-track velocity
-            estimate (exponential moving average), in (0, 1]; 1 = last displacement only.
-        velocity_area_change: a match whose mask area changed by more than this factor
-            (partial occlusion: the centre moves, the object need not) does not update the velocity.
-        motion_prediction: move remembered masks by their velocity before matching.
-        max_predict_seconds: a lost track is extrapolated at its velocity for at most this long,
-            then waits there (a long straight-line guess sweeps over other objects).
-        static_hypothesis: with motion prediction, also score each remembered mask where it
-            was (after camera motion) and keep the better IoU of the two, so that a wrong
-            velocity cannot lose a standing object.
-        camera_motion: estimate the background homography between frames (OpenCV sparse flow
-            + RANSAC, thing pixels masked out) and carry each track with it: its centre by the
-            homography, its remembered mask by the homography's shift and zoom at that centre.
-        cmc_max_side: longer side (pixels) of the grey image the camera motion is estimated on.
-        cmc_parallel: fit the camera motion on a second thread while this thread labels the
-            frame's things and reads their colours (the fit needs only the image; OpenCV and
-            NumPy release the GIL). The same result either way; it shortens `update()` where a
-            core is free and costs a few microseconds of hand-over where none is.
-        lost_last: in every pass, the tracks matched in the previous frame choose first and
-            lost tracks only get what they leave (a lost track's extrapolated mask can never
-            take a segment from the track that saw it a frame ago). False: recent and lost
-            tracks are assigned jointly (as many matches as possible, so a lost track is not
-            starved by a recent one that has another segment to take), see `lost_penalty`.
-        lost_penalty: with `lost_last` False, matching a lost track costs this much more (in
-            units of IoU): between a recent and a lost track for the same segment, the lost
-            one wins only if its predicted IoU is higher by more than this.
-        low_score_pass: segments scoring below `high_score_threshold` are matched only after
-            the confident ones, to the tracks those left (ByteTrack's second pass, on masks),
-            and never re-identified by colour at a distance (5d; most are false positives).
-        high_score_threshold: the score splitting confident from low-score segments, in [0, 1].
-        max_center_distance: last pass for what IoU left unmatched: a track and a segment
-            of the same class whose predicted centres are closer than this many object sizes
-            (sqrt of the larger area) are matched. Catches small or thin objects that move
-            more than their own width per frame. 0 disables it.
-        max_area_ratio: the centre pass only pairs masks whose areas differ by less than this factor.
-        max_growth_ratio: pass 5e, after every other: a left-over track and a left-over
-            confident segment of one class (within the colour gate) that are each other's only
-            candidate are matched when the smaller mask lies at least `min_containment` inside
-            the other or their predicted centres are within `growth_center_distance` object
-            sizes, with areas up to this factor apart (more than the IoU and centre passes
-            allow): an object stepping out from behind another, or a mask the model cut short
-            in the previous frame. 0 disables it.
-        growth_center_distance: see `max_growth_ratio`, in object sizes (sqrt of the larger area).
-        takeover_hits: pass 5f, after every other (with the colour cue's re-identification
-            on): a track matched at most this many times, first seen after a lost track was
-            last seen, hands the segment it matched to that lost track when the two pass the
-            re-identification gates (class, colour within reid_colour, centre within
-            reid_distance object sizes of where the lost one may be, areas within
-            reid_area_ratio), and is removed: an object that came back from behind an
-            occluder first as a sliver too unlike it to be recognised has its old id again
-            from then on. 0 disables it.
-        center_weight: 0: the centre pass runs after the IoU passes, on what they left. > 0:
-            one joint pass per score level whose cost is 1 - IoU + center_weight x normalised
-            centre distance, pairs allowed by either gate (neighbouring small objects are told
-            apart by position as well as overlap).
-        center_size_weight: in the centre pass (not merged: `center_weight` 0), a pair's cost
-            is lowered by this x ln(segment area / `small_object_area`): where a track may
-            continue into one of several segments, the larger is preferred, since a new object
-            enters small (far away at the horizon, or cut by the frame border). Every track pays
-            the same for a given segment, so the term decides which segments are left over to
-            start new tracks rather than which track takes which. 0 disables it.
-        small_object_area: in area ratios and object sizes, a mask counts as at least this
-            many (grid) pixels: the area of a tiny mask jumps by whole factors from frame to frame.
-        scale_prediction: with motion prediction, also track each object's growth rate (from
-            its area, when the mask is at least `scale_min_area` grid pixels and clear of the
-            frame border) and scale the remembered mask about its centre accordingly; the centre
-            then moves at a speed that grows with the size (a forward-driving camera).
-        scale_min_area: smallest mask (grid pixels) whose area change updates the growth rate
-            (the area of a small mask is dominated by boundary noise).
-        max_scale_rate: growth rates are clipped to +- this much per second (d log(size) / dt;
-            3.0: a size growing by 3 x its own size per second).
-        growth_model: how the size is extrapolated from the growth rate r over dt: "contact"
-            (1 / size linear in time, an object closing in at a constant speed: x 1 / (1 - r
-            dt), so an approaching object's growth accelerates) or "exponential" (x e^(r dt));
-            see `lifecycle.TrackTable`.
-        max_predicted_growth: with "contact", the largest predicted growth factor of linear
-            size (the model diverges as r dt nears 1).
-        max_outside_fraction: a track whose predicted mask lies more than this fraction outside
-            the frame has left the view: if it was not matched in the previous frame it may not
-            be matched (it cannot claim a newcomer entering at that border), and if it is left
-            unmatched it has departed (see `reentry_distance`). 1 disables it.
-        outside_min_iou: ... except to a segment its predicted mask overlaps by at least this
-            IoU: the object is still there, cut by the border (a car missed for a frame as it
-            drives out of view).
-        reentry_distance: a departed track is kept until `max_lost_seconds` and matches
-            nothing but a confident segment coming back into view: touching the frame border,
-            within this many object sizes of where the track was last seen (moved with the
-            camera), and passing the re-identification gates (5d, 5f: colour within
-            reid_colour, area): a person at the edge of a crowd who stepped out and back, or
-            the camera shaking or panning back. 0: departed tracks are removed at once.
-        mask_samples: a remembered mask of at least 4x this many grid pixels keeps only the
-            pixels of a regular sub-grid of step m (the power of two with m² <= area /
-            mask_samples < 4 m²), each standing for m² pixels: IoU of large masks is estimated
-            from mask_samples to 4 x mask_samples pixels, so the cost stops growing with
-            object size; 0 = keep every pixel.
-        max_pixels: frames with more pixels are subsampled on a regular grid (stride
-            ceil(sqrt(H*W / max_pixels))) for association; 0 = never.
-        appearance_weight, appearance_scale, appearance_gate, appearance_smoothing, reid_distance,
-        reid_colour, histogram_bits: the colour cue, see `appearance.AppearanceCue` (weight,
-            scale, gate, smoothing, reid_radius, reid_colour, bits). The colour distance of
-            two segments is 1 - the Bhattacharyya overlap of their colour histograms (0 = the
-            same colours, 1 = none in common). Each pass's cost gains weight x min(distance /
-            scale, 1), pairs farther apart than the gate never match, and a last pass (5d)
-            matches what is left by colour (distance at most reid_colour) within
-            reid_distance object sizes of the predicted centre, or of the centre
-            extrapolated at constant velocity for the whole time lost (up to
-            `max_lost_seconds`: an object hidden longer than `max_predict_seconds` has walked
-            on behind its occluder), with an area within `reid_area_ratio` of anything from
-            the track's predicted area to its full area (more than the centre pass allows: a
-            near car at a low frame rate grows several times between frames; colour vouches
-            for it). histogram_bits: 2^bits levels per RGB channel.
-            colour_boundary_weight: a thing's boundary pixels (a grid neighbour outside it,
-            where a model's masks are noisy) count this much of an interior pixel in its
-            histogram, in [0, 1]; 1 = every pixel alike.
-            Weight, gate and reid_distance all 0 = off (no pixels read); off by itself on
-            frames without pixels.
-        full_area_seconds: each track remembers its full area, the largest area it was seen
-            with, fading by e^(-dt / this) over time dt (s): its size before an occluder began
-            to cut it. Re-identification (5d, 5f) accepts any area from the predicted one up
-            to the full one (predicted alike), widened by `reid_area_ratio`, so a person who
-            shrank to a sliver behind someone comes back whole with their id. 0: the
-            predicted area only.
-        device: where the IoU histogram is computed; defaults to the id map's device.
+    Every keyword but `device` is a field of `vpanoptic.config.TrackerConfig` and is documented
+    there, once; the steps above say where each takes effect. `device`: where the IoU
+    histogram is computed; defaults to the id map's device.
     """
 
     def __init__(
@@ -224,7 +87,7 @@ class HungarianTracker(Tracker):
         min_hits: int = 2,
         tentative_max_lost_seconds: float = 0.3,
         tentative_min_lost_frames: int = 1,
-        velocity_smoothing: float = 0.5,
+        velocity_smoothing: float = 0.1,
         velocity_area_change: float = 5.0,
         motion_prediction: bool = True,
         max_predict_seconds: float = 0.5,
@@ -416,6 +279,14 @@ class HungarianTracker(Tracker):
         return math.ceil(math.sqrt(height * width / self.max_pixels))
 
     def update(self, pf: PanopticFrame) -> PanopticFrame:
+        """Assign track ids to the things of `pf` (the next frame), steps 1-6 above.
+
+        Runs with torch at one intra-op thread whatever the caller set (`torch_single_thread`).
+        """
+        with torch_single_thread():
+            return self._update(pf)
+
+    def _update(self, pf: PanopticFrame) -> PanopticFrame:
         id_map = pf.id_map if isinstance(pf.id_map, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(pf.id_map))
         if self.device is not None:
             id_map = id_map.to(self.device)

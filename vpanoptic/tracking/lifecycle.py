@@ -18,6 +18,9 @@ __all__ = ["CONFIRMED", "GROWTH_MODELS", "LOST", "TENTATIVE", "TrackTable"]
 
 TENTATIVE, CONFIRMED, LOST = 0, 1, 2
 GROWTH_MODELS = ("contact", "exponential")
+# `smoothing` is the weight of a step this long (s); a step of dt weighs 1 - (1 - w)^(dt / this),
+# so that the average spans the same time at any frame rate (per frame, 25 fps lost ids: docs)
+SMOOTHING_STEP = 0.1
 
 
 class TrackTable:
@@ -145,7 +148,8 @@ class TrackTable:
         """Matched tracks at `slots` were seen at `centroids` ``(n, 2)`` with `areas` ``(n,)``.
 
         The velocity is an exponential moving average of displacement / elapsed time with
-        weight `smoothing` on the newest step (the first step is taken as is). A step whose
+        weight `smoothing` on the newest step if it lasted `SMOOTHING_STEP` seconds, more for a
+        longer one and less for a shorter one (the first step is taken as is). A step whose
         area changed by more than the factor `max_area_change` beyond the predicted growth (an
         object being occluded or reappearing: its centre moves though the object does not)
         leaves velocity and scale rate as they are.
@@ -165,6 +169,7 @@ class TrackTable:
         if not len(slots):
             return
         dt = now - self.last_seen[slots]  # [n]
+        smoothing = 1.0 - (1.0 - smoothing) ** (np.maximum(dt, 0.0) / SMOOTHING_STEP)  # [n] weight per step
         old = self.area[slots]
         rate = self.scale_rate[slots]  # [n]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -196,7 +201,8 @@ class TrackTable:
         else:
             self.full_area[slots] = areas
         velocity = self.velocity[slots]
-        new_v = np.where(first[:, None], step, smoothing * step + (1 - smoothing) * velocity)
+        w = smoothing[:, None]
+        new_v = np.where(first[:, None], step, w * step + (1 - w) * velocity)
         self.velocity[slots] = np.where(good[:, None], new_v, velocity)
         self.centroid[slots] = centroids
         self.area[slots] = areas
