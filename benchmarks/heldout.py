@@ -232,7 +232,8 @@ def net_sequences(split: str, frames_scale: float = 1.0, scenarios: list[str] | 
                 frames_in = [Frame(k, k, f.time, 0.0, f.image) for k, f in enumerate(clip)]
                 preds = []
                 for k in range(0, len(frames_in), 8):
-                    preds.extend(p.to_numpy() if hasattr(p, "to_numpy") else p for p in model.predict(frames_in[k:k + 8]))
+                    batch = model.predict(frames_in[k:k + 8])
+                    preds.extend(p.to_numpy() if hasattr(p, "to_numpy") else p for p in batch)
                 oracle = [oracle_ids(pf, inst) for pf, (_, inst) in zip(preds, gts)]
                 fps = 1.0 / max(clip[1].time - clip[0].time, 1e-6)
                 out.append(Sequence("net", group, split, fps, gts, preds, oracle))

@@ -244,7 +244,8 @@ def table(results, ms, names: list[str], ours: str = "vpanoptic", own: frozenset
     other choices and variants are not peers)."""
     cols = ["oracle", *names]
     peers = [n for n in names if n != ours and n not in own]
-    lines = ["| data | split | scenario / sequence | " + " | ".join(cols) + f" | {ours} / best peer | {ours} / oracle |",
+    head = "| data | split | scenario / sequence | " + " | ".join(cols)
+    lines = [head + f" | {ours} / best peer | {ours} / oracle |",
              "|" + "---|" * (len(cols) + 5)]
 
     def row(kind, split, group, vals):
