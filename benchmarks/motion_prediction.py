@@ -76,7 +76,10 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     configure_threads(1)
     names = [n for n in SITUATIONS if any(k in n for k in args.only.split(","))]
-    print("| situation | growth model | predictions | centre error median / p90 (sizes) | > 0.5 size | log-area error median / p90 |")
+    print(
+        "| situation | growth model | predictions | centre error median / p90 (sizes) | > 0.5 size "
+        "| log-area error median / p90 |"
+    )
     print("|---|---|---:|---|---:|---|")
     for name in names:
         scenario, frames, size = SITUATIONS[name]

@@ -151,8 +151,13 @@ def print_table(title: str, rows: dict[str, dict[str, float]], columns: list[str
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=4, help="clips per situation (seeds S..S+N-1)")
-    parser.add_argument("--first-seed", type=int, default=0, metavar="S",
-                        help="first world seed (the defaults were tuned on seeds 0-3 and 100-103; e.g. 200 for unseen clips)")
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="first world seed (the defaults were tuned on seeds 0-3 and 100-103; e.g. 200 for unseen clips)",
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply clip lengths")
     parser.add_argument("--ablations", action="store_true", help="also run the hungarian tracker with one part off")
     parser.add_argument("--only", default=None, help="comma-separated situations or scenarios (substring match)")
@@ -197,7 +202,10 @@ def main(argv=None) -> int:
                 score(gt_sets, scrambled, tracker.update, seed, per_col[col])
                 tracker_s[col] += time.perf_counter() - t0
         for k in range(2):
-            tables[k][name] = {"oracle ids": ref[k].result()["AQ"], **{c: per_col[c][k].result()["AQ"] for c in columns}}
+            tables[k][name] = {
+                "oracle ids": ref[k].result()["AQ"],
+                **{c: per_col[c][k].result()["AQ"] for c in columns},
+            }
         row = tables[0][name]
         print(f"{name}: " + ", ".join(f"{c} {v:.3f}" for c, v in row.items()), file=sys.stderr, flush=True)
     what = "ids scrambled only" if args.clean else f"oracle degraded with {DEGRADE}, ids scrambled"

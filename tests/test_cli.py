@@ -68,7 +68,7 @@ def test_help_and_user_errors_do_not_import_torch(argv, code):
 
 def test_every_flag_sets_a_known_config_key():
     keys = config_to_dict(RunConfig())
-    for dest, (flag, key, _) in CONFIG_FLAGS.items():
+    for flag, key, _ in CONFIG_FLAGS.values():
         section, name, *rest = key.split(".")
         assert name in keys[section], (flag, key)
         assert not rest or isinstance(keys[section][name], dict), (flag, key)  # inside an options mapping

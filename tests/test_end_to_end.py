@@ -75,7 +75,9 @@ def test_run_writes_every_output(run_out, clip):
     summary = json.loads((run_out / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["frames"] == FRAMES and summary["dropped"] == 0
     assert summary["policy"] == "every" and summary["latency_ms"]["p95"] >= summary["latency_ms"]["p50"] > 0
-    assert {"decode", "inference", "tracker", "sink:video", "sink:png", "sink:coco", "sink:jsonl"} <= set(summary["stage_ms"])
+    assert {"decode", "inference", "tracker", "sink:video", "sink:png", "sink:coco", "sink:jsonl"} <= set(
+        summary["stage_ms"]
+    )
     assert decode_count(run_out / "video.mp4") == FRAMES
 
     pngs = sorted((run_out / "panoptic_kitti").glob("*.png"))
@@ -130,7 +132,9 @@ def test_image_folder_source(clip, tmp_path):
 
         cv2.imwrite(str(images / f"{f.index}.png"), f.image[..., ::-1])
     out = tmp_path / "out"
-    cfg = load_config(None, ["model.name=oracle", "output.save=png,jsonl", f"model.options.gt={clip / 'gt'}", "input.fps=5"])
+    cfg = load_config(
+        None, ["model.name=oracle", "output.save=png,jsonl", f"model.options.gt={clip / 'gt'}", "input.fps=5"]
+    )
     summary = run_video(str(images), out, cfg)
     assert summary["source"] == "images" and summary["frames"] == 10
     first = json.loads((out / "segments.jsonl").read_text().splitlines()[-1])
@@ -238,7 +242,9 @@ def test_user_errors_are_one_line_with_exit_2(args, message, clip, tmp_path):
     notvideo.write_text("hello\n" * 100)
     subst = {"NOTVIDEO": str(notvideo), "CLIP": str(clip / "video.mp4"), "OUT": str(tmp_path / "out")}
     argv = [subst.get(a, a) for a in args]
-    proc = subprocess.run([sys.executable, "-m", "vpanoptic", *argv], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vpanoptic", *argv], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.strip()
     assert message in err and "Traceback" not in err and len(err.splitlines()) == 1, err
@@ -254,7 +260,21 @@ def test_models_command_lists_the_oracle(capsys):
 def test_interrupt_leaves_playable_video_and_summary(long_clip, tmp_path, sig):
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vpanoptic", "run", str(long_clip / "video.mp4"), "-o", str(out), "--model", "oracle", "--realtime", "--no-progress", "--save", "video,jsonl"],
+        [
+            sys.executable,
+            "-m",
+            "vpanoptic",
+            "run",
+            str(long_clip / "video.mp4"),
+            "-o",
+            str(out),
+            "--model",
+            "oracle",
+            "--realtime",
+            "--no-progress",
+            "--save",
+            "video,jsonl",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -89,9 +89,24 @@ def test_killed_batch_resumes_without_redoing_or_partial_outputs(clip, tmp_path)
     folder = new_folder(clip, tmp_path / "in", names)
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vpanoptic", "batch", str(folder), "-o", str(out), "--save", "jsonl", "--model", "oracle",
-         "--no-progress", "--set", "input.realtime=true"],  # 1.2 s per video: time to kill it mid-batch
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "vpanoptic",
+            "batch",
+            str(folder),
+            "-o",
+            str(out),
+            "--save",
+            "jsonl",
+            "--model",
+            "oracle",
+            "--no-progress",
+            "--set",
+            "input.realtime=true",
+        ],  # 1.2 s per video: time to kill it mid-batch
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (out / "drive0").exists():

@@ -140,7 +140,12 @@ def test_a_border_sliver_inside_a_prediction_running_out_of_the_frame_continues_
 def test_nothing_to_match(n_tracks, n_cur):
     tracks = _tracks([CAR] * n_tracks, np.zeros((n_tracks, 2)), np.full(n_tracks, 100.0))
     track_of, free_t, retired = _associate(
-        HungarianTracker(), tracks, [CAR] * n_cur, np.zeros((n_tracks, n_cur)), np.full(n_cur, 100.0), np.zeros((n_cur, 2))
+        HungarianTracker(),
+        tracks,
+        [CAR] * n_cur,
+        np.zeros((n_tracks, n_cur)),
+        np.full(n_cur, 100.0),
+        np.zeros((n_cur, 2)),
     )
     assert track_of.tolist() == [-1] * n_cur and free_t.tolist() == [True] * n_tracks
     assert retired.tolist() == [False] * n_tracks

@@ -84,7 +84,9 @@ def test_camera_pan_keeps_ids_of_objects_fixed_in_the_world():
     frames = []
     for k in range(10):
         img = np.ascontiguousarray(world[:h, step * k: step * k + w])
-        objs = [(CAR, j + 1, (20 + 30 * j, 28 + 30 * j, 150 + 20 * j - step * k, 158 + 20 * j - step * k)) for j in range(3)]
+        objs = [
+            (CAR, j + 1, (20 + 30 * j, 28 + 30 * j, 150 + 20 * j - step * k, 158 + 20 * j - step * k)) for j in range(3)
+        ]
         frames.append(frame_with(objs, t=k / 10, index=k, size=(h, w), image=img))
     seen = run(KalmanMaskTracker(camera_motion=True), frames)
     for truth in (1, 2, 3):

@@ -81,9 +81,15 @@ def test_track_table_contact_model_predicts_an_object_closing_in_at_constant_spe
     # a car 30 m ahead closing in at 20 m/s, filmed at 3 fps: size ~ 1 / distance, and its
     # centre's offset from the focus of expansion grows with the size
     dt, size0, offset0 = 1 / 3, 20.0, np.array([5.0, 40.0])
-    distance = lambda t: 30.0 - 20.0 * t
-    size = lambda t: size0 * 30.0 / distance(t)
-    centre = lambda t: 100.0 + offset0 * size(t) / size0
+    def distance(t):
+        return 30.0 - 20.0 * t
+
+    def size(t):
+        return size0 * 30.0 / distance(t)
+
+    def centre(t):
+        return 100.0 + offset0 * size(t) / size0
+
     predictions = {}
     for model in ("contact", "exponential"):
         table = TrackTable(growth_model=model, max_growth=10.0)

@@ -3,8 +3,8 @@
 `build_tracker(name, **kwargs)` is the factory: "hungarian" (the default: mask IoU +
 Hungarian, camera-motion compensation, motion prediction, life cycle), "greedy" (greedy
 previous-frame mask IoU, a baseline), "kalman" (a candidate: per-track Kalman motion state,
-mask IoU of the motion-predicted mask, stages by confidence; `kalman.py`), "none" (pass-through), and the box trackers of
-roboflow `trackers` fed one box per thing segment: "bytetrack", "sort", "ocsort"
+mask IoU of the motion-predicted mask, stages by confidence; `kalman.py`), "none"
+(pass-through), and the box trackers of roboflow `trackers` fed one box per thing segment: "bytetrack", "sort", "ocsort"
 (`peers.py`; ``pip install 'vpanoptic[trackers]'``).
 """
 

@@ -104,7 +104,9 @@ def centre_distance(
         track_centre: ``(R, 2)`` (y, x) predicted track centres; track_area: ``(R,)`` their areas.
         centre: ``(C, 2)`` (y, x) centres of current things; area: ``(C,)`` their areas.
     """
-    dist = np.hypot(track_centre[:, None, 0] - centre[None, :, 0], track_centre[:, None, 1] - centre[None, :, 1])  # [R, C]
+    dist = np.hypot(
+        track_centre[:, None, 0] - centre[None, :, 0], track_centre[:, None, 1] - centre[None, :, 1]
+    )  # [R, C]
     big = np.maximum(np.maximum(track_area[:, None], area[None, :]), small_object_area)
     norm = dist / np.sqrt(big)
     return np.where(np.isfinite(norm), norm, FORBIDDEN)

@@ -48,5 +48,5 @@ class Tracker(abc.ABC):
     @abc.abstractmethod
     def reset(self) -> None: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: most trackers hold nothing to close)
         """Stop any helper thread the tracker started (none by default)."""

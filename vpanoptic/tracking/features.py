@@ -67,7 +67,10 @@ class GridThings:
         return int(self.area.shape[0])
 
     def mask(self, step: int) -> np.ndarray:
-        """``(ceil(h / step), ceil(w / step)) bool`` NumPy mask of the thing pixels of every `step`-th row and column."""
+        """``(ceil(h / step), ceil(w / step)) bool`` NumPy mask of the thing pixels.
+
+        Every `step`-th row and column is taken.
+        """
         grid = self.labels.reshape(self.height + 2, self.width + 2)[1:-1:step, 1:-1:step]
         if grid.device.type == "cpu":
             return grid.numpy() > 0

@@ -133,7 +133,8 @@ class HungarianTracker(Tracker):
             raise ValueError(f"iou_threshold is {iou_threshold}; expected 0 < x <= 1")
         if max_lost_seconds < 0 or tentative_max_lost_seconds < 0:
             raise ValueError(
-                f"max_lost_seconds is {max_lost_seconds} and tentative_max_lost_seconds {tentative_max_lost_seconds}; expected >= 0"
+                f"max_lost_seconds is {max_lost_seconds} and tentative_max_lost_seconds "
+                f"{tentative_max_lost_seconds}; expected >= 0"
             )
         if int(min_hits) != min_hits or min_hits < 1:
             raise ValueError(f"min_hits is {min_hits}; expected an integer >= 1")
@@ -143,7 +144,8 @@ class HungarianTracker(Tracker):
             raise ValueError(f"high_score_threshold is {high_score_threshold}; expected 0 <= x <= 1")
         if max_center_distance < 0 or max_area_ratio < 1:
             raise ValueError(
-                f"max_center_distance is {max_center_distance} and max_area_ratio {max_area_ratio}; expected >= 0 and >= 1"
+                f"max_center_distance is {max_center_distance} and max_area_ratio {max_area_ratio}; "
+                "expected >= 0 and >= 1"
             )
         if max_pixels < 0:
             raise ValueError(f"max_pixels is {max_pixels}; expected >= 0 (0 = never subsample)")

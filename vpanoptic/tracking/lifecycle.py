@@ -107,7 +107,12 @@ class TrackTable:
         return int(self.ids.size)
 
     def add(
-        self, categories: np.ndarray, now: float, centroids: np.ndarray, areas: np.ndarray, clipped: np.ndarray | None = None
+        self,
+        categories: np.ndarray,
+        now: float,
+        centroids: np.ndarray,
+        areas: np.ndarray,
+        clipped: np.ndarray | None = None,
     ) -> np.ndarray:
         """Start ``n = len(categories)`` new tracks; returns their ``(n,)`` new slots."""
         n = len(categories)
@@ -126,7 +131,9 @@ class TrackTable:
         self.full_area = np.concatenate([self.full_area, np.asarray(areas, np.float64)])
         self.departed = np.concatenate([self.departed, np.zeros(n, bool)])
         self.hits = np.concatenate([self.hits, np.ones(n, np.int64)])
-        self.clipped = np.concatenate([self.clipped, np.zeros(n, bool) if clipped is None else np.asarray(clipped, bool)])
+        self.clipped = np.concatenate(
+            [self.clipped, np.zeros(n, bool) if clipped is None else np.asarray(clipped, bool)]
+        )
         self.warp = np.concatenate([self.warp, np.tile([1.0, 0.0, 0.0], (n, 1))])
         self.sample_step = np.concatenate([self.sample_step, np.ones(n, np.int64)])
         self.histogram = np.concatenate([self.histogram, np.zeros((n, self.bins), np.float32)])
@@ -241,7 +248,9 @@ class TrackTable:
         out[self.hits < min_hits] = TENTATIVE
         return out
 
-    def expired(self, now: float, min_hits: int, max_lost_seconds: float, tentative_max_lost_seconds: float) -> np.ndarray:
+    def expired(
+        self, now: float, min_hits: int, max_lost_seconds: float, tentative_max_lost_seconds: float
+    ) -> np.ndarray:
         """``(T,) bool``: tracks to remove at frame time `now`."""
         limit = np.where(self.hits < min_hits, tentative_max_lost_seconds, max_lost_seconds)
         return (now - self.last_seen) > limit
@@ -249,7 +258,21 @@ class TrackTable:
     def keep(self, mask: np.ndarray) -> None:
         """Keep only the rows where `mask` ``(T,) bool`` is True (in order)."""
         for name in (
-            "ids", "categories", "last_seen", "born", "centroid", "velocity", "scale_rate", "area", "full_area", "departed",
-            "hits", "clipped", "warp", "sample_step", "histogram", "hist_root",
+            "ids",
+            "categories",
+            "last_seen",
+            "born",
+            "centroid",
+            "velocity",
+            "scale_rate",
+            "area",
+            "full_area",
+            "departed",
+            "hits",
+            "clipped",
+            "warp",
+            "sample_step",
+            "histogram",
+            "hist_root",
         ):
             setattr(self, name, getattr(self, name)[mask])

@@ -60,7 +60,9 @@ class CameraMotionEstimator:
         if max_side < 32 or max_corners < 4 or min_inliers < 4:
             raise ValueError("camera motion: expected max_side >= 32, max_corners >= 4, min_inliers >= 4")
         if not 0 < corner_quality < 1 or ransac_threshold <= 0 or max_translation <= 0:
-            raise ValueError("camera motion: expected 0 < corner_quality < 1, ransac_threshold > 0, max_translation > 0")
+            raise ValueError(
+                "camera motion: expected 0 < corner_quality < 1, ransac_threshold > 0, max_translation > 0"
+            )
         self.max_side = int(max_side)
         self.max_corners = int(max_corners)
         self.corner_quality = float(corner_quality)

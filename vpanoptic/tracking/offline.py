@@ -119,7 +119,9 @@ def retrack_directory(pred_dir: str | Path, out_dir: str | Path, *, fps: float =
         raise UserError("output folder is the prediction folder; choose another -o")
     done = []
     for name, frames in sequences:
-        n_ids = retrack_sequence(frames, out_root / name if name else out_root, fps=fps, tracker=tracker, **tracker_kwargs)
+        n_ids = retrack_sequence(
+            frames, out_root / name if name else out_root, fps=fps, tracker=tracker, **tracker_kwargs
+        )
         done.append((name, len(frames), n_ids))
     return done
 

@@ -9,6 +9,8 @@ the test-time size.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ...errors import ModelError
@@ -69,8 +71,16 @@ def _register_query_model(spec: ModelSpec) -> None:
             max_side: int | None = None,
         ):
             return load(
-                device, weights, autocast, channels_last, compile, score_threshold=score_threshold,
-                mask_threshold=mask_threshold, overlap_threshold=overlap_threshold, short_side=short_side, max_side=max_side,
+                device,
+                weights,
+                autocast,
+                channels_last,
+                compile,
+                score_threshold=score_threshold,
+                mask_threshold=mask_threshold,
+                overlap_threshold=overlap_threshold,
+                short_side=short_side,
+                max_side=max_side,
             )
 
     _register(spec, build)
@@ -98,11 +108,14 @@ def _register_maskrcnn_model(spec: ModelSpec) -> None:
         short = spec.resize.short_side if short_side is None else int(short_side)
         long = spec.resize.max_side if max_side is None else int(max_side)
         if short <= 0 or long < short:
-            raise ModelError(f"model {spec.name!r}: short_side {short} and max_side {long}; expected 0 < short_side <= max_side")
+            raise ModelError(
+                f"model {spec.name!r}: short_side {short} and max_side {long}; expected 0 < short_side <= max_side"
+            )
         if max_instances < 1:
             raise ModelError(f"model {spec.name!r} option max_instances is {max_instances}; expected >= 1")
         net = load_maskrcnn_network(spec, weights, short_side=short, max_side=long)
-        net.detector.roi_heads.detections_per_img = int(max_instances)
+        roi_heads: Any = net.detector.roi_heads  # torchvision's RoIHeads; nn.Module types it loosely
+        roi_heads.detections_per_img = int(max_instances)
         return MaskRCNNPanopticModel(
             spec,
             net,
