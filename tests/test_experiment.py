@@ -161,7 +161,7 @@ def test_configurations_sharing_a_model_do_not_share_tracker_state(tmp_path):
     [
         ("iou_threshold: 0.3", "iou_threshold: 2", "tracker.iou_threshold is 2.0; expected 0 < x <= 1"),
         ("iou_threshold: 0.3", "min_hits: many", "tracker.min_hits is 'many'; expected an integer"),
-        ("{name: hungarian,", "{name: kalman,", "tracker.name is 'kalman'"),
+        ("{name: hungarian,", "{name: kalmann,", "tracker.name is 'kalmann'"),
     ],
 )
 def test_tracker_settings_are_validated_like_a_run_config(tmp_path, capsys, old, new, message):

@@ -336,7 +336,7 @@ def test_model_warnings_reach_summary_json_and_stderr(clip, tmp_path, capsys, mo
 
     def factory(*, device="cpu", input=None):
         model = OracleModel(device=device, input=input)
-        model.warnings = [message]
+        model.warnings.append(message)
         logging.getLogger("vpanoptic.models.test").warning(message)
         logging.getLogger("vpanoptic.models.test").info("not shown")
         return model
