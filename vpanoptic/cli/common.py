@@ -26,7 +26,8 @@ CONFIG_FLAGS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "threads": ("--threads", "model.threads", {"type": int, "help": "torch threads (0 = default)"}),
     "weights": ("--weights", "model.options.weights", {
         "metavar": "PATH", "help": "local weights file or folder for --model (instead of the download cache)"}),
-    "tracker": ("--tracker", "tracker.name", {"help": "hungarian (default) | greedy | none"}),
+    "tracker": ("--tracker", "tracker.name", {
+        "help": "hungarian (default) | kalman | greedy | none | bytetrack | sort | ocsort"}),
 }
 
 
