@@ -89,31 +89,10 @@ def test_semantic_combination_requires_weights():
 
 def test_local_torchvision_file_runs_through_the_pipeline(clip, maskrcnn_file, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(
-        [
-            "run",
-            str(clip),
-            "-o",
-            str(out),
-            "--model",
-            "maskrcnn-v2-coco",
-            "--weights",
-            str(maskrcnn_file),
-            "--set",
-            "model.options.short_side=64",
-            "--set",
-            "model.options.max_side=96",
-            "--set",
-            "model.options.score_threshold=0.0",
-            "--set",
-            "model.options.max_instances=5",
-            "--save",
-            "png,jsonl",
-            "--no-progress",
-            "--batch-size",
-            "2",
-        ]
-    )
+    code = main(["run", str(clip), "-o", str(out), "--model", "maskrcnn-v2-coco", "--weights", str(maskrcnn_file),
+                     "--set", "model.options.short_side=64", "--set", "model.options.max_side=96", "--set",
+                     "model.options.score_threshold=0.0", "--set", "model.options.max_instances=5", "--save",
+                     "png,jsonl", "--no-progress", "--batch-size", "2"])
     assert code == 0, capsys.readouterr().err
     assert (out / "summary.json").is_file() and any(out.rglob("*.png")) and any(out.rglob("*.jsonl"))
 
@@ -173,25 +152,9 @@ def test_local_hf_folder_loads_and_runs_through_the_pipeline(clip, detr_folder, 
         check_contract(pf, COCO_PANOPTIC)
     # a weights file inside the folder works too, through the CLI and the whole pipeline
     out = tmp_path / "out"
-    code = main(
-        [
-            "run",
-            str(clip),
-            "-o",
-            str(out),
-            "--model",
-            "detr-r50-panoptic",
-            "--weights",
-            str(detr_folder / "model.safetensors"),
-            "--set",
-            "model.options.short_side=64",
-            "--set",
-            "model.options.score_threshold=0.0",
-            "--save",
-            "coco",
-            "--no-progress",
-        ]
-    )
+    code = main(["run", str(clip), "-o", str(out), "--model", "detr-r50-panoptic", "--weights",
+                     str(detr_folder / "model.safetensors"), "--set", "model.options.short_side=64", "--set",
+                     "model.options.score_threshold=0.0", "--save", "coco", "--no-progress"])
     assert code == 0, capsys.readouterr().err
     assert (out / "summary.json").is_file()
 

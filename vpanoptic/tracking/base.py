@@ -6,6 +6,7 @@ import abc
 import contextlib
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 
 from ..types import PanopticFrame
@@ -50,3 +51,20 @@ class Tracker(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 (optional hook: most trackers hold nothing to close)
         """Stop any helper thread the tracker started (none by default)."""
+
+
+def frame_id_map(
+    pf: PanopticFrame, device: torch.device | None, previous_shape: tuple[int, int] | None
+) -> torch.Tensor:
+    """``pf.id_map`` as an ``(H, W)`` tensor on `device` (None: where it is).
+
+    A frame of another size than `previous_shape` (the tracker's last frame; None: the first
+    frame) is a ValueError: ids would be matched across different images.
+    """
+    id_map = pf.id_map if isinstance(pf.id_map, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(pf.id_map))
+    if device is not None:
+        id_map = id_map.to(device)
+    shape = (int(id_map.shape[0]), int(id_map.shape[1]))
+    if previous_shape is not None and previous_shape != shape:
+        raise ValueError(f"frame size changed from {previous_shape} to {shape}; reset() the tracker first")
+    return id_map

@@ -57,7 +57,7 @@ import torch
 from ..types import PanopticFrame
 from .appearance import AppearanceCue
 from .association import AssociationParams, associate
-from .base import Tracker, torch_single_thread
+from .base import Tracker, frame_id_map, torch_single_thread
 from .cost import overlap_from_counts, warped_pair_counts
 from .features import GridThings, grid_things, nonzero_indices
 from .lifecycle import TrackTable
@@ -289,14 +289,9 @@ class HungarianTracker(Tracker):
             return self._update(pf)
 
     def _update(self, pf: PanopticFrame) -> PanopticFrame:
-        id_map = pf.id_map if isinstance(pf.id_map, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(pf.id_map))
-        if self.device is not None:
-            id_map = id_map.to(self.device)
+        id_map = frame_id_map(pf, self.device, self._shape)
         now = float(pf.frame.time)
-        shape = tuple(id_map.shape)
-        if self._shape is not None and self._shape != shape:
-            raise ValueError(f"frame size changed from {self._shape} to {shape}; reset() the tracker first")
-        self._shape = shape
+        shape = self._shape = (int(id_map.shape[0]), int(id_map.shape[1]))
         tracks = self._tracks
         fit_job = None  # step 2's fit, on the worker thread while step 1 runs here
         if self.cmc_parallel:

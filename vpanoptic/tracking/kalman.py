@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from ..types import PanopticFrame
-from .base import Tracker, torch_single_thread
+from .base import Tracker, frame_id_map, torch_single_thread
 from .cost import assign, overlap_from_counts, warped_pair_counts
 from .features import grid_things
 from .motion import CameraMotionEstimator, local_similarity
@@ -152,13 +152,8 @@ class KalmanMaskTracker(Tracker):
             return self._update(pf)
 
     def _update(self, pf: PanopticFrame) -> PanopticFrame:
-        id_map = pf.id_map if isinstance(pf.id_map, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(pf.id_map))
-        if self.device is not None:
-            id_map = id_map.to(self.device)
-        shape = (int(id_map.shape[0]), int(id_map.shape[1]))
-        if self._shape is not None and self._shape != shape:
-            raise ValueError(f"frame size changed from {self._shape} to {shape}; reset() the tracker first")
-        self._shape = shape
+        id_map = frame_id_map(pf, self.device, self._shape)
+        shape = self._shape = (int(id_map.shape[0]), int(id_map.shape[1]))
         now = float(pf.frame.time)
 
         # Step 1: things on the grid.
