@@ -9,11 +9,13 @@ the test-time size.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 
 from ...errors import ModelError
+from ...fusion.rules import get_rule
 from ..entry import ModelEntry
 from .preprocess import FastPath
 from .spec import ModelSpec
@@ -29,60 +31,30 @@ def fast_path(autocast: str | None, channels_last: bool, compile: bool) -> FastP
 
 
 def _register_query_model(spec: ModelSpec) -> None:
-    def load(device, weights, autocast, channels_last, compile, **kwargs):
+    def build(
+        *,
+        device: torch.device,
+        weights: str | None = None,
+        autocast: str | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
+        short_side: int | None = None,
+        max_side: int | None = None,
+        **thresholds: Any,
+    ):
         from .hf import QueryPanopticModel, load_hf_network
 
         fast = fast_path(autocast, channels_last, compile)  # option errors before any loading
         net = load_hf_network(spec, weights)
-        return QueryPanopticModel(spec, net, device=device, fast=fast, **kwargs)
+        return QueryPanopticModel(spec, net, device=device, fast=fast, short_side=short_side, max_side=max_side,
+                                  **thresholds)
 
-    if spec.postprocess == "detr":
-
-        def build(
-            *,
-            device: torch.device,
-            weights: str | None = None,
-            autocast: str | None = None,
-            channels_last: bool = False,
-            compile: bool = False,
-            score_threshold: float | None = None,
-            small_area_threshold: int | None = None,
-            short_side: int | None = None,
-            max_side: int | None = None,
-        ):
-            return load(
-                device, weights, autocast, channels_last, compile, score_threshold=score_threshold,
-                small_area_threshold=small_area_threshold, short_side=short_side, max_side=max_side,
-            )
-
-    else:
-
-        def build(  # type: ignore[misc]
-            *,
-            device: torch.device,
-            weights: str | None = None,
-            autocast: str | None = None,
-            channels_last: bool = False,
-            compile: bool = False,
-            score_threshold: float | None = None,
-            mask_threshold: float | None = None,
-            overlap_threshold: float | None = None,
-            short_side: int | None = None,
-            max_side: int | None = None,
-        ):
-            return load(
-                device,
-                weights,
-                autocast,
-                channels_last,
-                compile,
-                score_threshold=score_threshold,
-                mask_threshold=mask_threshold,
-                overlap_threshold=overlap_threshold,
-                short_side=short_side,
-                max_side=max_side,
-            )
-
+    # The registry reads an entry's options from its signature: the thresholds are those of
+    # the entry's post-processing rule (DETR's and Mask2Former's differ).
+    fixed = [p for p in inspect.signature(build).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    rule = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation="float | None")
+            for name in get_rule(spec.postprocess).thresholds]
+    build.__signature__ = inspect.Signature(fixed + rule)  # type: ignore[attr-defined]
     _register(spec, build)
 
 
