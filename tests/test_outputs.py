@@ -334,12 +334,16 @@ def test_model_warnings_reach_summary_json_and_stderr(clip, tmp_path, capsys, mo
 
     message = "this footage looks unlike the synthetic street world; try --model maskrcnn-v2-coco"
 
+    class Warns(OracleModel):  # judges its input on the first frames, as the default model does
+        def predict(self, frames):
+            if not self.warnings:
+                self.warnings.append(message)
+                logging.getLogger("vpanoptic.models.test").warning(message)
+                logging.getLogger("vpanoptic.models.test").info("not shown")
+            return super().predict(frames)
+
     def factory(*, device="cpu", input=None):
-        model = OracleModel(device=device, input=input)
-        model.warnings.append(message)
-        logging.getLogger("vpanoptic.models.test").warning(message)
-        logging.getLogger("vpanoptic.models.test").info("not shown")
-        return model
+        return Warns(device=device, input=input)
 
     monkeypatch.setitem(registry._ADDED, "warns", registry.ModelEntry("warns", "test", "kitti-step", factory))
     out = tmp_path / "out"
@@ -351,6 +355,31 @@ def test_model_warnings_reach_summary_json_and_stderr(clip, tmp_path, capsys, mo
     assert main(["models"]) == 0 and main(["models"]) == 0  # the handler is added once
     logging.getLogger("vpanoptic.x").warning("once")
     assert capsys.readouterr().err.count("vpanoptic: warning: once") == 1
+
+
+def test_a_model_kept_across_inputs_reports_each_inputs_own_warnings(clip, tmp_path):
+    from vpanoptic.config import load_config
+    from vpanoptic.job import run_video
+    from vpanoptic.models.oracle import OracleModel
+
+    class JudgesFirstInput(OracleModel):
+        inputs = 0
+
+        def begin_input(self):
+            super().begin_input()
+            self.inputs += 1
+
+        def predict(self, frames):
+            if self.inputs == 1 and not self.warnings:
+                self.warnings.append("the first input looks odd")
+            return super().predict(frames)
+
+    model = JudgesFirstInput(device="cpu", input=str(clip / "video.mp4"))
+    cfg = load_config(overrides=["output.save=jsonl", "model.name=oracle"])
+    first = run_video(str(clip / "video.mp4"), tmp_path / "a", cfg, model=model)
+    second = run_video(str(clip / "video.mp4"), tmp_path / "b", cfg, model=model)
+    assert first["warnings"] == ["the first input looks odd"]
+    assert second["warnings"] == [] and model.inputs == 2
 
 
 def test_a_batch_rerun_with_nothing_to_do_says_so(videos, tmp_path, capsys):

@@ -248,6 +248,9 @@ def build_job(
     except BaseException:
         source.close()
         raise
+    begin_input = getattr(model, "begin_input", None)  # a kept model judges every input afresh
+    if begin_input is not None:
+        begin_input()
     name = getattr(source, "name", None) if isinstance(input, Source) else os.fspath(input)
     job = Job(name=str(name or input), cfg=cfg, source=source, model=model, own_model=own_model,
               model_name=model_name or type(model).__name__, threads=threads, out_dir=out,

@@ -303,3 +303,12 @@ def test_warns_on_a_real_street_clip(bikes_mp4, caplog):
     assert model.domain.value > model.domain.reference.threshold
     assert len(model.warnings) == 1 and [r.getMessage() for r in records] == model.warnings
     assert "knows only the synthetic street world" in model.warnings[0]
+
+
+def test_a_new_input_is_judged_afresh(bikes_mp4, caplog):
+    # a batch worker keeps its model across videos: the next video starts with no warning and
+    # an undecided check, not the previous video's verdict
+    model, _ = run_model(decoded_frames(bikes_mp4, 6), caplog, batch=3)
+    assert model.warnings and model.domain.decided
+    model.begin_input()
+    assert model.warnings == [] and not model.domain.decided

@@ -29,6 +29,14 @@ class PanopticModel(abc.ABC):
         Empty by default; a per-instance list, created on first use."""
         return self.__dict__.setdefault("_warnings", [])
 
+    def begin_input(self) -> None:
+        """A new input (video, stream) starts: `warnings` about the previous one are dropped.
+
+        The job calls it before the first frame, so a model kept across many videos (a batch
+        worker) judges each of them afresh; models with per-input checks reset them here.
+        """
+        self.warnings.clear()
+
     @abc.abstractmethod
     def predict(self, frames: Sequence[Frame]) -> list[PanopticFrame]:
         """Segment a batch of frames; returns one `PanopticFrame` per input, in order.

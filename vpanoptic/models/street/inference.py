@@ -229,10 +229,16 @@ class StreetModel(PanopticModel):
         self.predictor = Predictor(fold_batchnorm(net), self.checkpoint_meta, self.device, input_size=size,
                                    output_scale=float(output_scale), params=params, backend=str(backend),
                                    channels_last=bool(channels_last), amp=bool(amp))
-        reference = DomainReference.from_meta(self.checkpoint_meta)
         # None: a checkpoint without a calibrated reference (see `domain.calibrate`) is not checked.
-        self.domain = DomainCheck(reference, self.warnings) if reference is not None else None
-        if self.domain is not None:
+        self.domain_reference = DomainReference.from_meta(self.checkpoint_meta)
+        self.domain: DomainCheck | None = None
+        self.begin_input()
+
+    def begin_input(self) -> None:
+        """A new input: its first frames are checked against the synthetic world afresh."""
+        super().begin_input()
+        if self.domain_reference is not None:
+            self.domain = DomainCheck(self.domain_reference, self.warnings)
             self.predictor.observer = self.domain.observe
 
     def predict(self, frames: Sequence[Frame]) -> list[PanopticFrame]:
