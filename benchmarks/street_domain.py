@@ -127,7 +127,7 @@ def cmd_overhead(args) -> None:
     t_on, t_off = [], []
     for _ in range(args.rounds):
         # a new, undecided check every round: these are the frames that pay for it
-        on.domain.value, on.domain._values, on.domain._seen = None, [], 0
+        on.begin_input()
         for f in frames[:CHECK_FRAMES]:  # interleaved frame by frame, so drift hits both alike
             for model, times in ((on, t_on), (off, t_off)):
                 t = time.perf_counter()
